@@ -1,0 +1,1 @@
+"""Database adapter: models, engine and migrations (SQLite embedded default, PostgreSQL for scale)."""

@@ -1,0 +1,225 @@
+"""SQLAlchemy 2 models. Every schema change goes through an Alembic migration in db/migrations/versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    """A person or system acting in dangan. Identity and roles are extended by the identity issue."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_bootstrap_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Fonds(Base):
+    """全宗."""
+
+    __tablename__ = "fonds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(200), default="")  # 立档单位名称
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    departments: Mapped[list[Department]] = relationship(back_populates="fonds", order_by="Department.sort_order")
+    categories: Mapped[list[Category]] = relationship(back_populates="fonds", order_by="Category.id")
+
+
+class Department(Base):
+    """机构（问题）: an internal department of the fonds-forming unit."""
+
+    __tablename__ = "departments"
+    __table_args__ = (UniqueConstraint("fonds_id", "code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fonds_id: Mapped[int] = mapped_column(ForeignKey("fonds.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), nullable=True)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    fonds: Mapped[Fonds] = relationship(back_populates="departments")
+
+
+class Category(Base):
+    """门类 with its arrangement mode, metadata schema per level and 档号 template per level, all as data."""
+
+    __tablename__ = "categories"
+    __table_args__ = (UniqueConstraint("fonds_id", "code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fonds_id: Mapped[int] = mapped_column(ForeignKey("fonds.id"))
+    code: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    arrangement: Mapped[str] = mapped_column(String(16))  # item | volume | project | group
+    schemas: Mapped[dict[str, Any]] = mapped_column(JSON)  # level -> {"fields": [...], "rules": [...]}
+    code_templates: Mapped[dict[str, Any]] = mapped_column(JSON)  # level -> [part, ...]
+    code_preset: Mapped[str] = mapped_column(String(64), default="")
+    retention_table: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    basis: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    fonds: Mapped[Fonds] = relationship(back_populates="categories")
+
+
+class Record(Base):
+    """An archival unit at one level: 件, 案卷, 项目 or 组. Key metadata is promoted to columns for browsing."""
+
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("category_id", "level", "class_key", "seq", name="uq_records_class_seq"),
+        Index("ix_records_browse", "fonds_id", "category_id", "year", "retention_period", "department_id"),
+        Index("ix_records_state", "state"),
+        Index("ix_records_parent", "parent_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fonds_id: Mapped[int] = mapped_column(ForeignKey("fonds.id"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    level: Mapped[str] = mapped_column(String(16), default="item")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"), nullable=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    archival_code: Mapped[str | None] = mapped_column(String(120), unique=True, nullable=True)
+    class_key: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    title: Mapped[str] = mapped_column(Text)
+    year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    retention_period: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    expiry_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    security_level: Mapped[str] = mapped_column(String(16), default="公开")
+    doc_number: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    responsible: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    sender_ref: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    filed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    filed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    row_version: Mapped[int] = mapped_column(Integer, default=1)
+
+    category: Mapped[Category] = relationship()
+    fonds: Mapped[Fonds] = relationship()
+    department: Mapped[Department | None] = relationship()
+    files: Mapped[list[File]] = relationship(back_populates="record", order_by="File.sequence")
+
+
+class File(Base):
+    """电子文件 / component of a record: 正文, 附件, 处理单, 版式文件, 原始格式 ... Content is write-once."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_record", "record_id"), Index("ix_files_sha256", "sha256"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    role: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
+    format_name: Mapped[str] = mapped_column(String(100), default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    sm3: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(300))
+    sequence: Mapped[int] = mapped_column(Integer, default=1)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("files.id"), nullable=True)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    source_created_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    last_fixity_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_fixity_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    record: Mapped[Record] = relationship(back_populates="files")
+
+
+class NumberCounter(Base):
+    """The last sequence number used inside one class (档号 prefix): gapless because it commits with the row."""
+
+    __tablename__ = "number_counters"
+    __table_args__ = (UniqueConstraint("category_id", "level", "class_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    level: Mapped[str] = mapped_column(String(16))
+    class_key: Mapped[str] = mapped_column(String(120))
+    last_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEvent(Base):
+    """One audited action, chained by SM3 over the previous entry's hash."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_object", "object_type", "object_id"), Index("ix_audit_actor", "actor"))
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    occurred_at: Mapped[str] = mapped_column(String(32))  # ISO 8601 UTC, exactly as hashed
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32), default="")
+    object_id: Mapped[str] = mapped_column(String(64), default="")
+    outcome: Mapped[str] = mapped_column(String(16))
+    client_addr: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # canonical JSON, exactly as hashed
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's head: locked by every appender so that the chain never forks."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class FixityRun(Base):
+    """One `fixity check` over the store: how many files, how many failed."""
+
+    __tablename__ = "fixity_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    checked: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class FixityResult(Base):
+    """A failed verification of one stored file (missing, truncated, altered)."""
+
+    __tablename__ = "fixity_results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("fixity_runs.id"))
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"))
+    outcome: Mapped[str] = mapped_column(String(16))  # missing | truncated | altered | unreadable
+    expected: Mapped[str] = mapped_column(Text, default="")
+    found: Mapped[str] = mapped_column(Text, default="")

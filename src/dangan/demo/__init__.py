@@ -1,0 +1,1 @@
+"""Demo fonds: a few hundred records with real files, Chinese titles, three departments, several years."""

@@ -1,0 +1,1 @@
+"""Archival rules as plain Python: no database, no files, no HTTP."""

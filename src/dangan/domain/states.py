@@ -1,0 +1,48 @@
+"""Record states and the transitions the core allows."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RecordState(StrEnum):
+    PRE_FILING = "pre_filing"  # 预归档: the department is still collecting
+    PENDING = "pending"  # 待归档: submitted, waiting for the archivist
+    FILED = "filed"  # 已归档
+    ON_LOAN = "on_loan"  # 借出 (reserved: access issue)
+    TRANSFERRED = "transferred"  # 已移交 (reserved: transfer)
+    DESTROYED = "destroyed"  # 已销毁 (reserved: disposition)
+    FROZEN = "frozen"  # 冻结 (reserved: legal hold)
+
+    @property
+    def label(self) -> str:
+        return STATE_LABELS[self]
+
+
+STATE_LABELS = {
+    RecordState.PRE_FILING: "预归档",
+    RecordState.PENDING: "待归档",
+    RecordState.FILED: "已归档",
+    RecordState.ON_LOAN: "借出",
+    RecordState.TRANSFERRED: "已移交",
+    RecordState.DESTROYED: "已销毁",
+    RecordState.FROZEN: "冻结",
+}
+
+# (from, to) -> the action that performs it
+TRANSITIONS: dict[tuple[RecordState, RecordState], str] = {
+    (RecordState.PRE_FILING, RecordState.PENDING): "submit",
+    (RecordState.PENDING, RecordState.PRE_FILING): "return",
+    (RecordState.PENDING, RecordState.FILED): "file",
+    (RecordState.PRE_FILING, RecordState.FILED): "file",
+}
+
+# states in which metadata and components may still change freely
+EDITABLE = {RecordState.PRE_FILING, RecordState.PENDING}
+
+
+def parse_state(value: str) -> RecordState:
+    for s in RecordState:
+        if value in (s.value, s.label):
+            return s
+    raise ValueError(f"状态“{value}”无法识别，应为：" + "、".join(STATE_LABELS.values()))

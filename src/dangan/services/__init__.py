@@ -1,0 +1,1 @@
+"""Use cases. Each takes the acting user, runs in one transaction, writes its audit event, returns plain data."""

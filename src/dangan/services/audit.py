@@ -1,0 +1,169 @@
+"""The audit trail: every service call appends an event chained by SM3; `verify` names any tampered entry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dangan.db.models import AuditEvent, AuditHead
+from dangan.storage.hashing import sm3_hex
+
+GENESIS = "0" * 64
+
+OUTCOME_LABELS = {"success": "成功", "failure": "失败", "denied": "拒绝"}
+
+ACTION_LABELS = {
+    "system.init": "初始化系统",
+    "fonds.create": "新建全宗",
+    "fonds.view": "查看全宗",
+    "department.create": "新建机构",
+    "category.create": "新建门类",
+    "category.view": "查看门类",
+    "record.create": "著录（新建）",
+    "record.update": "修改著录",
+    "record.view": "查看档案",
+    "record.list": "浏览档案",
+    "record.submit": "提交归档",
+    "record.return": "退回",
+    "record.file": "归档",
+    "file.add": "添加电子文件",
+    "file.remove": "删除电子文件",
+    "file.download": "下载电子文件",
+    "fixity.check": "固化信息检测",
+    "storage.sweep": "清理无引用内容",
+    "audit.view": "查看审计日志",
+    "audit.verify": "校验审计日志",
+}
+
+
+@dataclass
+class PendingEvent:
+    action: str
+    object_type: str = ""
+    object_id: str = ""
+    outcome: str = "success"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def canonical(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def entry_hash(
+    prev_hash: str, seq: int, occurred_at: str, actor: str, action: str, object_type: str, object_id: str,
+    outcome: str, client_addr: str, detail: str,
+) -> str:
+    # unit separator between fields: no field value can forge a boundary
+    payload = "\x1f".join(
+        [prev_hash, str(seq), occurred_at, actor, action, object_type, object_id, outcome, client_addr, detail]
+    )
+    return sm3_hex(payload.encode("utf-8"))
+
+
+def append(session: Session, actor: str, client_addr: str, events: list[PendingEvent]) -> None:
+    """Append events at the end of the caller's transaction. Locks the chain head until commit."""
+    if not events:
+        return
+    head = session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(last_seq=AuditHead.last_seq)
+        .returning(AuditHead.last_seq, AuditHead.last_hash)
+    ).one()  # UPDATE takes the row lock on PostgreSQL; SQLite already holds the write lock
+    seq, prev = head.last_seq, head.last_hash
+    for ev in events:
+        seq += 1
+        occurred_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        detail = canonical(ev.detail)
+        h = entry_hash(prev, seq, occurred_at, actor, ev.action, ev.object_type, ev.object_id, ev.outcome,
+                       client_addr, detail)
+        session.add(
+            AuditEvent(seq=seq, occurred_at=occurred_at, actor=actor, action=ev.action, object_type=ev.object_type,
+                       object_id=ev.object_id, outcome=ev.outcome, client_addr=client_addr, detail=detail,
+                       prev_hash=prev, hash=h)
+        )
+        prev = h
+    session.flush()
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=prev))
+
+
+@dataclass
+class ChainProblem:
+    seq: int | None
+    event_id: int | None
+    kind: str  # altered | deleted | inserted | reordered | truncated
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "event_id": self.event_id, "kind": self.kind, "message": self.message}
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    problems: list[ChainProblem] = field(default_factory=list)
+    head_seq: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked": self.checked, "head_seq": self.head_seq,
+                "problems": [p.as_dict() for p in self.problems]}
+
+
+def iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+    """All events in chain order, in bounded batches (memory stays flat over millions of entries)."""
+    last = -1
+    while True:
+        rows = session.scalars(select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+        session.expunge_all()
+
+
+def verify_chain(session: Session) -> VerifyReport:
+    """Walk the chain in sequence order and recompute every hash.
+
+    - altered: an entry's content no longer matches its own hash
+    - deleted: a sequence number is missing
+    - inserted: an entry whose link to the previous one does not fit (added or replaced)
+    - reordered: an entry stored before its predecessor (its row id or time goes backwards)
+    - truncated: the head says the chain is longer than what is stored
+    """
+    rep = VerifyReport()
+    head = session.get(AuditHead, 1)
+    head_seq, head_hash = (head.last_seq, head.last_hash) if head else (0, GENESIS)
+    prev_hash, prev_seq, prev_id, prev_time = GENESIS, 0, 0, ""
+    for ev in iter_events(session):
+        rep.checked += 1
+        where = f"第 {ev.seq} 条（编号 {ev.id}，{ev.occurred_at}，{ev.actor}，{ev.action}）"
+        own = entry_hash(ev.prev_hash, ev.seq, ev.occurred_at, ev.actor, ev.action, ev.object_type, ev.object_id,
+                         ev.outcome, ev.client_addr, ev.detail)
+        if own != ev.hash:
+            rep.problems.append(ChainProblem(ev.seq, ev.id, "altered", f"{where}内容被修改：重新计算的 SM3 与记录的不符"))
+        if ev.seq > prev_seq + 1:
+            gap = f"{prev_seq + 1}" if ev.seq == prev_seq + 2 else f"{prev_seq + 1}–{ev.seq - 1}"
+            rep.problems.append(ChainProblem(prev_seq + 1, None, "deleted", f"第 {gap} 条被删除（位于{where}之前）"))
+        elif ev.prev_hash != prev_hash:
+            rep.problems.append(ChainProblem(ev.seq, ev.id, "inserted",
+                                             f"{where}与上一条不衔接：此条为插入或上一条被替换"))
+        if ev.id < prev_id or ev.occurred_at < prev_time:
+            rep.problems.append(ChainProblem(ev.seq, ev.id, "reordered", f"{where}顺序错乱：排在上一条之前写入"))
+        prev_hash, prev_seq, prev_id, prev_time = ev.hash, ev.seq, ev.id, ev.occurred_at
+    rep.head_seq = head_seq
+    if head_seq > prev_seq:
+        gap = f"{prev_seq + 1}" if head_seq == prev_seq + 1 else f"{prev_seq + 1}–{head_seq}"
+        rep.problems.append(ChainProblem(prev_seq + 1, None, "truncated", f"审计日志末尾第 {gap} 条被删除"))
+    elif head_seq < prev_seq:
+        rep.problems.append(ChainProblem(head_seq + 1, None, "inserted", f"第 {head_seq + 1} 条之后的记录不在链头登记之内，疑为插入"))
+    elif head_hash != prev_hash and rep.ok:
+        rep.problems.append(ChainProblem(prev_seq, None, "altered", f"第 {prev_seq} 条与链头登记的哈希不符"))
+    return rep

@@ -1,0 +1,151 @@
+"""The application context (settings, database, blob store) and the unit of work every service runs in."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dangan.config import Settings, load_settings
+from dangan.db.engine import make_engine, upgrade
+from dangan.errors import Conflict, DanganError, DatabaseUnavailable
+from dangan.services import audit
+from dangan.storage import BlobStore, open_store
+
+BOOTSTRAP_ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, and from where. Roles and clearance arrive with the identity issue."""
+
+    username: str
+    display_name: str = ""
+    roles: frozenset[str] = frozenset()
+    client_addr: str = ""
+
+    @classmethod
+    def system(cls, client_addr: str = "local") -> Actor:
+        return cls("system", "系统", frozenset({"system"}), client_addr)
+
+    @classmethod
+    def admin(cls, client_addr: str = "") -> Actor:
+        return cls(BOOTSTRAP_ADMIN, "系统管理员", frozenset({"admin"}), client_addr)
+
+
+class Dangan:
+    """One per process: opens the database and the blob store named by the settings."""
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None, store: BlobStore | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.effective_database_url)
+        self.store = store or open_store(settings.effective_storage_url, settings)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # plain BEGIN on SQLite: validation reads before a write must not take the write lock
+        self.read_sessions = sessionmaker(self.engine.execution_options(dangan_readonly=True), expire_on_commit=False)
+
+    @classmethod
+    def open(cls, data: str | None = None, **overrides: Any) -> Dangan:
+        return cls(load_settings(data, **overrides))
+
+    def migrate(self) -> None:
+        upgrade(self.engine)
+
+    def uow(self, actor: Actor, action: str = "", object_type: str = "", object_id: str = "") -> UnitOfWork:
+        return UnitOfWork(self, actor, action, object_type, object_id)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+@dataclass
+class UnitOfWork:
+    """One transaction: the work, then its audit events, then commit; after-commit hooks run only on success.
+
+    If a DanganError escapes, the transaction is rolled back (nothing half-written) and, when an action was
+    named, a failure event with the error code is written in its own transaction.
+    """
+
+    app: Dangan
+    actor: Actor
+    action: str = ""
+    object_type: str = ""
+    object_id: str = ""
+    events: list[audit.PendingEvent] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    session: Session = field(init=False)
+
+    def audit(self, action: str, object_type: str = "", object_id: Any = "", **detail: Any) -> None:
+        self.events.append(audit.PendingEvent(action, object_type, str(object_id), "success", detail))
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self.app.sessions()
+        self.session.begin()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            if exc is None:
+                try:
+                    audit.append(self.session, self.actor.username, self.actor.client_addr, self.events)
+                    self.session.commit()
+                except IntegrityError as e:
+                    _safe_rollback(self.session)
+                    raise Conflict("数据与已有记录冲突（可能被他人同时修改），本次操作未保存，请刷新后重试",
+                                   code="CONCURRENT_CONFLICT") from e
+                except (OperationalError, DBAPIError) as e:
+                    _safe_rollback(self.session)
+                    raise _db_error(e) from e
+            else:
+                _safe_rollback(self.session)
+        finally:
+            self.session.close()
+        if exc is None:
+            for hook in self.after_commit:
+                hook()
+            return False
+        if isinstance(exc, IntegrityError):
+            err: DanganError = Conflict("数据与已有记录冲突（可能被他人同时修改），本次操作未保存，请刷新后重试",
+                                        code="CONCURRENT_CONFLICT", message_en=str(exc.orig)[:200])
+            self._record_failure(err)
+            raise err from exc
+        if isinstance(exc, OperationalError | DBAPIError):
+            err = _db_error(exc)
+            self._record_failure(err)
+            raise err from exc
+        if isinstance(exc, DanganError):
+            self._record_failure(exc)
+        return False
+
+    def _record_failure(self, err: DanganError) -> None:
+        if not self.action or isinstance(err, DatabaseUnavailable):
+            return
+        with contextlib.suppress(Exception), self.app.sessions() as s, s.begin():
+            audit.append(s, self.actor.username, self.actor.client_addr, [
+                audit.PendingEvent(self.action, self.object_type, self.object_id, "failure",
+                                   {"code": err.code, "message": err.message[:500]})
+            ])
+
+
+def _safe_rollback(session: Session) -> None:
+    with contextlib.suppress(Exception):
+        session.rollback()
+
+
+def _db_error(e: Exception) -> DanganError:
+    return DatabaseUnavailable(
+        "数据库连接中断，本次操作未保存，数据未被改动。请检查数据库服务后重试",
+        message_en=f"database error: {type(e).__name__}",
+    )
+
+
+@contextlib.contextmanager
+def reading(app: Dangan) -> Iterator[Session]:
+    """A plain read-only session for code that must not audit (e.g. the audit verifier itself)."""
+    with app.read_sessions() as s:
+        yield s

@@ -1,0 +1,183 @@
+"""Electronic files (components): checked names, content streamed into the blob store before any row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import mimetypes
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dangan.db.models import File, Record
+from dangan.domain.states import EDITABLE, RecordState
+from dangan.errors import Conflict, NotFound, Problems, StateError, ValidationFailed
+from dangan.services.context import Actor, Dangan
+from dangan.services.views import ROLE_LABELS, file_view
+from dangan.storage import BlobInfo
+
+MAX_NAME_BYTES = 255
+_ROLE_BY_LABEL = {v: k for k, v in ROLE_LABELS.items()}
+
+
+@dataclass
+class NewFile:
+    """A file to be added: a readable binary stream plus what the sender says about it."""
+
+    name: str
+    stream: BinaryIO
+    role: str = "main"
+    media_type: str | None = None
+    expected_size: int | None = None
+    source_created_at: dt.datetime | None = None
+
+
+def parse_role(role: str) -> str:
+    r = (role or "main").strip()
+    r = _ROLE_BY_LABEL.get(r, r)
+    if r not in ROLE_LABELS:
+        raise ValueError(f"文件类型“{role}”无效，可选：{'、'.join(f'{k}（{v}）' for k, v in ROLE_LABELS.items())}")
+    return r
+
+
+def check_name(name: Any) -> str | None:
+    """Return a Chinese problem description, or None when the name is acceptable."""
+    if not isinstance(name, str) or not name.strip():
+        return "文件名不能为空"
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "文件名不是有效的 UTF-8 编码（可能来自 GBK 系统），请改用 UTF-8 文件名或重新命名后上传"
+    if "\ufffd" in name:
+        return "文件名含有无法识别的字符（编码错误），请重新命名后上传"
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith(".."):
+        return "文件名不能包含路径（“/”“\\”或“..”），请只给出文件名本身"
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "文件名不能包含控制字符"
+    if len(encoded) > MAX_NAME_BYTES:
+        return f"文件名过长（{len(encoded)} 字节，上限 {MAX_NAME_BYTES}），请缩短"
+    return None
+
+
+def check_new_files(files: list[NewFile], problems: Problems, prefix: str = "files") -> None:
+    for i, nf in enumerate(files):
+        msg = check_name(nf.name)
+        if msg:
+            problems.add(f"{prefix}[{i}].name", "INVALID_FILE_NAME", msg, "文件名", None)
+        try:
+            nf.role = parse_role(nf.role)
+        except ValueError as e:
+            problems.add(f"{prefix}[{i}].role", "NOT_IN_DOMAIN", str(e), "文件类型", nf.role)
+
+
+def guess_media_type(name: str, declared: str | None) -> str:
+    if declared and declared != "application/octet-stream" and "/" in declared and len(declared) <= 100:
+        return declared
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def store_blobs(app: Dangan, files: list[NewFile]) -> list[BlobInfo]:
+    """Write every content to the store first (idempotent by SHA-256). Rows come after, in one transaction."""
+    return [app.store.put(nf.stream, expected_size=nf.expected_size) for nf in files]
+
+
+def add_rows(session: Session, record: Record, files: list[NewFile], blobs: list[BlobInfo], actor: Actor,
+             reason: str = "") -> list[File]:
+    existing = {f.sha256: f for f in session.scalars(select(File).where(File.record_id == record.id, File.is_current))}
+    seq = (session.scalar(select(func.max(File.sequence)).where(File.record_id == record.id)) or 0)
+    rows = []
+    seen: set[str] = set()
+    for nf, b in zip(files, blobs, strict=True):
+        if b.sha256 in existing or b.sha256 in seen:
+            other = existing.get(b.sha256)
+            raise Conflict(
+                f"文件“{nf.name}”与本件已有文件“{other.name if other else nf.name}”内容相同（SHA-256 {b.sha256[:12]}…），不能重复添加",
+                code="DUPLICATE_FILE", detail={"sha256": b.sha256},
+            )
+        seen.add(b.sha256)
+        seq += 1
+        f = File(record_id=record.id, role=nf.role, name=unicodedata.normalize("NFC", nf.name.strip()), size=b.size,
+                 media_type=guess_media_type(nf.name, nf.media_type), sha256=b.sha256, sm3=b.sm3,
+                 storage_key=b.key, sequence=seq, reason=reason, source_created_at=nf.source_created_at,
+                 created_by=actor.username)
+        session.add(f)
+        rows.append(f)
+    session.flush()
+    return rows
+
+
+def add_files(app: Dangan, actor: Actor, record_id: int, files: list[NewFile], reason: str = "") -> list[dict[str, Any]]:
+    """Add components to a record. Before filing this is free; after filing a reason is required (a new version)."""
+    p = Problems()
+    if not files:
+        raise ValidationFailed("没有选择要添加的文件", code="NO_FILES")
+    check_new_files(files, p)
+    p.raise_if_any("文件有误，未保存任何内容")
+    with app.read_sessions() as s:
+        rec = s.get(Record, record_id)
+        if rec is None:
+            raise NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
+        _check_can_add(rec, reason)
+    blobs = store_blobs(app, files)
+    with app.uow(actor, "file.add", "record", str(record_id)) as uow:
+        rec = uow.session.get(Record, record_id, with_for_update=True)
+        if rec is None:
+            raise NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
+        _check_can_add(rec, reason)
+        rows = add_rows(uow.session, rec, files, blobs, actor, reason)
+        for f in rows:
+            uow.audit("file.add", "file", f.id, record_id=rec.id, name=f.name, size=f.size, sha256=f.sha256, sm3=f.sm3,
+                      reason=reason)
+        return [file_view(f) for f in rows]
+
+
+def _check_can_add(rec: Record, reason: str) -> None:
+    state = RecordState(rec.state)
+    if state in EDITABLE:
+        return
+    if state != RecordState.FILED:
+        raise StateError(f"档案处于“{state.label}”状态，不能添加文件", code="RECORD_NOT_EDITABLE")
+    if not reason.strip():
+        raise ValidationFailed("已归档的档案只能追加新版本文件，必须写明原因（--reason）", code="REASON_REQUIRED",
+                               problems=[])
+
+
+def remove_file(app: Dangan, actor: Actor, file_id: int) -> None:
+    """Remove a component before filing. Filed content is never removed (only by approved disposition)."""
+    with app.uow(actor, "file.remove", "file", str(file_id)) as uow:
+        f = uow.session.get(File, file_id)
+        if f is None:
+            raise NotFound(f"电子文件 {file_id} 不存在", code="FILE_NOT_FOUND")
+        state = RecordState(f.record.state)
+        if state not in EDITABLE:
+            raise StateError(f"档案已{state.label}，其电子文件不可删除（只能经鉴定销毁程序处置）", code="FILE_WRITE_ONCE")
+        uow.audit("file.remove", "file", f.id, record_id=f.record_id, name=f.name, sha256=f.sha256)
+        uow.session.delete(f)
+
+
+def get_file(app: Dangan, actor: Actor, file_id: int) -> dict[str, Any]:
+    with app.read_sessions() as s:
+        f = s.get(File, file_id)
+        if f is None:
+            raise NotFound(f"电子文件 {file_id} 不存在", code="FILE_NOT_FOUND")
+        return file_view(f)
+
+
+def open_file(app: Dangan, actor: Actor, file_id: int) -> tuple[dict[str, Any], BinaryIO]:
+    """Open a file's content for streaming, after auditing the download."""
+    with app.uow(actor, "file.download", "file", str(file_id)) as uow:
+        f = uow.session.get(File, file_id)
+        if f is None:
+            raise NotFound(f"电子文件 {file_id} 不存在", code="FILE_NOT_FOUND")
+        view = file_view(f)
+        uow.audit("file.download", "file", f.id, record_id=f.record_id, name=f.name)
+    return view, app.store.open(view["storage_key"])
+
+
+def list_files(app: Dangan, actor: Actor, record_id: int) -> list[dict[str, Any]]:
+    with app.read_sessions() as s:
+        if s.get(Record, record_id) is None:
+            raise NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
+        return [file_view(f) for f in s.scalars(select(File).where(File.record_id == record_id).order_by(File.sequence))]

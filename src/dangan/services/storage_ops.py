@@ -1,0 +1,70 @@
+"""Store maintenance: sweep blobs no row references (left by a crash between blob and row)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from dangan.db.models import File
+from dangan.services.context import Actor, Dangan
+
+
+@dataclass
+class SweepReport:
+    scanned: int = 0
+    unreferenced: list[str] = field(default_factory=list)
+    deleted: int = 0
+    kept_recent: int = 0
+    temporary_removed: int = 0
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__}
+
+
+def sweep(app: Dangan, actor: Actor, *, dry_run: bool = False, grace_seconds: int | None = None) -> SweepReport:
+    """Delete blobs that no file row references and that are older than the grace period.
+
+    The grace period protects uploads in flight: their blob is written before their row is committed.
+    """
+    grace = app.settings.sweep_grace_seconds if grace_seconds is None else grace_seconds
+    cutoff = time.time() - grace
+    rep = SweepReport(dry_run=dry_run)
+    chunk: list[Any] = []
+
+    def flush() -> None:
+        # which of these keys does some row reference? asked in batches so memory stays flat
+        with app.read_sessions() as s:
+            referenced = set(s.scalars(select(File.storage_key).where(File.storage_key.in_([o.key for o in chunk]))))
+        for obj in chunk:
+            if obj.key in referenced:
+                continue
+            if obj.modified > cutoff:
+                rep.kept_recent += 1
+            else:
+                rep.unreferenced.append(obj.key)
+        chunk.clear()
+
+    for obj in app.store.iter_objects():
+        rep.scanned += 1
+        chunk.append(obj)
+        if len(chunk) >= 1000:
+            flush()
+    if chunk:
+        flush()
+    if not dry_run:
+        with app.read_sessions() as s:
+            # re-check right before deleting: a row may have been committed since the first read
+            still = set(s.scalars(select(File.storage_key).where(File.storage_key.in_(rep.unreferenced)))) if rep.unreferenced else set()
+        for key in rep.unreferenced:
+            if key not in still:
+                app.store.delete_unreferenced(key)
+                rep.deleted += 1
+        rep.temporary_removed = app.store.sweep_temporary(cutoff)
+    with app.uow(actor, "storage.sweep") as uow:
+        uow.audit("storage.sweep", "storage", app.store.describe(), scanned=rep.scanned,
+                  unreferenced=len(rep.unreferenced), deleted=rep.deleted, dry_run=dry_run)
+    return rep
