@@ -167,3 +167,46 @@ def verify_chain(session: Session) -> VerifyReport:
     elif head_hash != prev_hash and rep.ok:
         rep.problems.append(ChainProblem(prev_seq, None, "altered", f"第 {prev_seq} 条与链头登记的哈希不符"))
     return rep
+
+
+def event_view(ev: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": ev.id, "seq": ev.seq, "occurred_at": ev.occurred_at, "actor": ev.actor, "action": ev.action,
+        "action_label": ACTION_LABELS.get(ev.action, ev.action), "object_type": ev.object_type,
+        "object_id": ev.object_id, "outcome": ev.outcome, "outcome_label": OUTCOME_LABELS.get(ev.outcome, ev.outcome),
+        "client_addr": ev.client_addr, "detail": json.loads(ev.detail or "{}"), "hash": ev.hash,
+    }
+
+
+def list_events(app: Any, actor: Any, *, object_type: str | None = None, object_id: str | None = None,
+                actor_name: str | None = None, action: str | None = None, before_seq: int | None = None,
+                limit: int = 100, audit_the_view: bool = True) -> list[dict[str, Any]]:
+    """Newest first, filtered; reading the trail is itself audited (the identity issue restricts who may)."""
+    limit = max(1, min(int(limit), 1000))
+    with app.read_sessions() as s:
+        q = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
+        if object_type:
+            q = q.where(AuditEvent.object_type == object_type)
+        if object_id:
+            q = q.where(AuditEvent.object_id == str(object_id))
+        if actor_name:
+            q = q.where(AuditEvent.actor == actor_name)
+        if action:
+            q = q.where(AuditEvent.action == action)
+        if before_seq:
+            q = q.where(AuditEvent.seq < before_seq)
+        rows = [event_view(e) for e in s.scalars(q)]
+    if audit_the_view:
+        with app.uow(actor) as uow:
+            uow.audit("audit.view", "audit", "", object_type=object_type or "", object_id=object_id or "",
+                      returned=len(rows))
+    return rows
+
+
+def verify(app: Any, actor: Any) -> VerifyReport:
+    """Verify the whole chain, then record that it was verified (and the outcome) as a new entry."""
+    with app.read_sessions() as s:
+        rep = verify_chain(s)
+    with app.uow(actor) as uow:
+        uow.audit("audit.verify", "audit", "", ok=rep.ok, checked=rep.checked, problems=len(rep.problems))
+    return rep
