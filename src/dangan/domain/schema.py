@@ -101,7 +101,10 @@ class FieldSpec:
         if self.type == "enum" and not self.domain:
             raise ValueError(f"代码型字段“{self.label}”必须给出值域")
         if self.pattern:
-            re.compile(self.pattern)
+            try:
+                re.compile(self.pattern)
+            except re.error as e:
+                raise ValueError(f"字段“{self.label}”的格式规则（正则表达式）无效：{e}") from e
 
     @property
     def obligation_label(self) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -123,13 +124,41 @@ class UnitOfWork:
         return False
 
     def _record_failure(self, err: DanganError) -> None:
-        if not self.action or isinstance(err, DatabaseUnavailable):
-            return
-        with contextlib.suppress(Exception), self.app.sessions() as s, s.begin():
-            audit.append(s, self.actor.username, self.actor.client_addr, [
-                audit.PendingEvent(self.action, self.object_type, self.object_id, "failure",
-                                   {"code": err.code, "message": err.message[:500]})
-            ])
+        if self.action:
+            record_failure(self.app, self.actor, self.action, self.object_type, self.object_id, err)
+
+
+def record_failure(app: Dangan, actor: Actor, action: str, object_type: str, object_id: str, err: DanganError) -> None:
+    """Write a failure event in its own transaction (the work itself was rolled back). Once per error."""
+    if getattr(err, "_audited", False) or isinstance(err, DatabaseUnavailable):
+        return
+    err._audited = True  # type: ignore[attr-defined]
+    with contextlib.suppress(Exception), app.sessions() as s, s.begin():
+        audit.append(s, actor.username, actor.client_addr, [
+            audit.PendingEvent(action, object_type, object_id, "failure",
+                               {"code": err.code, "message": err.message[:500],
+                                "problems": [p.as_dict() for p in err.problems[:50]]})
+        ])
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def audited(action: str, object_type: str = "") -> Callable[[F], F]:
+    """For services that validate before opening their unit of work: a refused call is audited too."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(app: Dangan, actor: Actor, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(app, actor, *args, **kwargs)
+            except DanganError as e:
+                record_failure(app, actor, action, object_type, "", e)
+                raise
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
 
 
 def _safe_rollback(session: Session) -> None:

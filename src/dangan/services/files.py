@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from dangan.db.models import File, Record
 from dangan.domain.states import EDITABLE, RecordState
 from dangan.errors import Conflict, NotFound, Problems, StateError, ValidationFailed
-from dangan.services.context import Actor, Dangan
+from dangan.services.context import Actor, Dangan, audited
 from dangan.services.views import ROLE_LABELS, file_view
 from dangan.storage import BlobInfo
 
@@ -108,6 +108,7 @@ def add_rows(session: Session, record: Record, files: list[NewFile], blobs: list
     return rows
 
 
+@audited("file.add", "record")
 def add_files(app: Dangan, actor: Actor, record_id: int, files: list[NewFile], reason: str = "") -> list[dict[str, Any]]:
     """Add components to a record. Before filing this is free; after filing a reason is required (a new version)."""
     p = Problems()

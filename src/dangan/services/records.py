@@ -19,7 +19,7 @@ from dangan.domain.schema import MetadataSchema
 from dangan.domain.states import EDITABLE, TRANSITIONS, RecordState, parse_state
 from dangan.errors import NotFound, Problems, StateError, ValidationFailed
 from dangan.services.categories import get_category
-from dangan.services.context import Actor, Dangan
+from dangan.services.context import Actor, Dangan, audited
 from dangan.services.files import NewFile, add_rows, check_new_files, store_blobs
 from dangan.services.fonds import get_department, get_fonds
 from dangan.services.numbering import allocate
@@ -129,10 +129,8 @@ def _assign_code(session: Session, rec: Record, actor: Actor) -> None:
     rec.filed_by = actor.username
 
 
-def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFile] | None = None) -> dict[str, Any]:
-    """Register a record with its files. Everything is validated before any write; blobs go first, then rows."""
-    files = files or []
-    p = Problems()
+def _check_input(inp: RecordInput, files: list[NewFile], p: Problems) -> RecordState:
+    """The checks that need no database (initial state, sender_ref, file names); shared with services.ingest."""
     try:
         state = parse_state(inp.state)
     except ValueError as e:
@@ -142,6 +140,15 @@ def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFi
     if inp.sender_ref is not None and (not inp.sender_ref.strip() or len(inp.sender_ref) > 200):
         p.add("sender_ref", "TOO_LONG", "来源系统标识不能为空且不超过 200 个字符", "来源标识")
     check_new_files(files, p)
+    return state
+
+
+@audited("record.create", "record")
+def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFile] | None = None) -> dict[str, Any]:
+    """Register a record with its files. Everything is validated before any write; blobs go first, then rows."""
+    files = files or []
+    p = Problems()
+    state = _check_input(inp, files, p)
     with app.read_sessions() as s:
         _fonds, cat, _dept, _parent = _resolve(s, inp, p)
         if cat is not None:
