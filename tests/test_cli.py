@@ -1,0 +1,109 @@
+"""The command line: --json on queries, exit status 0 only on success, Chinese errors without tracebacks."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from dangan.cli import app as cli
+from dangan.db.models import AuditEvent
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data(tmp_path):
+    d = tmp_path / "data"
+    r = runner.invoke(cli, ["--data", str(d), "init", "--demo", "--demo-size", "40"])
+    assert r.exit_code == 0, r.output
+    return str(d)
+
+
+def run(data, *args):
+    return runner.invoke(cli, ["--data", data, *args])
+
+
+def js(data, *args):
+    r = run(data, *args, "--json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_init_demo_and_queries(data):
+    assert js(data, "fonds", "list")[0]["code"] == "Z109"
+    cats = {c["code"] for c in js(data, "category", "list", "--fonds", "Z109")}
+    assert cats == {"WS", "KU", "KJ", "ZP", "LX"}
+    page = js(data, "record", "list", "--fonds", "Z109", "--category", "WS", "--limit", "5")
+    assert page["total"] == 40 and len(page["items"]) == 5 and page["next_cursor"]
+    filed = [r for r in page["items"] if r["archival_code"]]
+    shown = js(data, "record", "show", filed[0]["archival_code"])
+    assert shown["files"] and shown["files"][0]["sm3"]
+    assert js(data, "category", "show", "KU")["levels"] == ["volume", "item"]
+    assert js(data, "storage", "info")["schema_revision"] == "0001"
+
+
+def test_init_is_idempotent(data):
+    r = run(data, "init", "--demo")
+    assert r.exit_code == 0 and "已存在" in r.output
+
+
+def test_create_file_and_export(data, tmp_path):
+    src = tmp_path / "关于召开档案工作会议的通知.txt"
+    src.write_text("会议通知正文", encoding="utf-8")
+    r = js(data, "record", "create", "--fonds", "Z109", "--category", "WS", "--dept", "CWK", "--set", "title=关于召开档案工作会议的通知",
+           "--set", "year=2024", "--set", "date=2024年4月1日", "--set", "retention_period=D10", "--set", "responsible=财务科",
+           "--set", "keywords=会议", "--set", "keywords=档案", "--file", str(src))
+    assert r["metadata"]["keywords"] == ["会议", "档案"] and r["state"] == "pre_filing"
+    assert js(data, "record", "submit", str(r["id"]))["state"] == "pending"
+    filed = js(data, "record", "file", str(r["id"]))
+    assert filed["archival_code"].startswith("Z109-WS·2024-D10-CWK-")
+    out = tmp_path / "导出.txt"
+    e = run(data, "file", "get", str(r["files"][0]["id"]), "-o", str(out))
+    assert e.exit_code == 0 and out.read_text(encoding="utf-8") == "会议通知正文"
+
+
+def test_user_mistakes_exit_1_with_chinese_message(data, tmp_path):
+    r = run(data, "record", "create", "--fonds", "Z109", "--category", "WS", "--set", "title=x", "--set", "year=abcd")
+    assert r.exit_code == 1
+    assert "年度" in r.output and "VALIDATION_FAILED" in r.output and "Traceback" not in r.output
+    r = run(data, "record", "show", "999999")
+    assert r.exit_code == 1 and "不存在" in r.output
+    r = run(data, "record", "create", "--fonds", "Z109", "--category", "WS", "--set", "novalue")
+    assert r.exit_code == 1 and "字段=值" in r.output
+    r = runner.invoke(cli, ["--data", str(tmp_path / "nothing"), "record", "list"])
+    assert r.exit_code == 1 and "dangan init" in r.output
+    r = run(data, "record", "show", "999999", "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["error"]["code"] == "RECORD_NOT_FOUND"
+
+
+def test_fixity_and_audit_verify_fail_loudly(data):
+    assert run(data, "fixity", "check").exit_code == 0
+    assert run(data, "audit", "verify").exit_code == 0
+    rec = js(data, "record", "list", "--fonds", "Z109", "--category", "WS", "--state", "已归档", "--limit", "1")["items"][0]
+    f = js(data, "record", "show", str(rec["id"]))["files"][0]
+    p = os.path.join(data, "blobs", f["storage_key"])
+    os.chmod(p, 0o644)
+    with open(p, "ab") as fh:
+        fh.write(b"tampered")
+    r = run(data, "fixity", "check", "--json")
+    assert r.exit_code == 1
+    rep = json.loads(r.stdout)
+    assert rep["findings"][0]["file_id"] == f["id"] and rep["findings"][0]["outcome"] == "altered"
+    from dangan.services.context import Dangan
+
+    a = Dangan.open(data)
+    with a.engine.begin() as c:
+        c.execute(update(AuditEvent).where(AuditEvent.seq == 5).values(action="record.view"))
+    a.close()
+    r = run(data, "audit", "verify")
+    assert r.exit_code == 1 and "第 5 条" in r.output
+
+
+def test_real_process_no_traceback(tmp_path):
+    env = {**os.environ, "DANGAN_DATA": str(tmp_path / "d")}
+    p = subprocess.run([sys.executable, "-m", "dangan.cli", "record", "list"], capture_output=True, text=True, env=env)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "dangan init" in p.stderr
