@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import mimetypes
+import functools
 import unicodedata
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -14,9 +17,10 @@ from sqlalchemy.orm import Session
 from dangan.db.models import File, Record
 from dangan.domain.states import EDITABLE, RecordState
 from dangan.errors import Conflict, NotFound, Problems, StateError, ValidationFailed
+from dangan.formats.sniff import sniff, sniff_zip_names
 from dangan.services.context import Actor, Dangan, audited
 from dangan.services.views import ROLE_LABELS, file_view
-from dangan.storage import BlobInfo
+from dangan.storage import BlobInfo, BlobStore
 
 MAX_NAME_BYTES = 255
 _ROLE_BY_LABEL = {v: k for k, v in ROLE_LABELS.items()}
@@ -72,10 +76,19 @@ def check_new_files(files: list[NewFile], problems: Problems, prefix: str = "fil
             problems.add(f"{prefix}[{i}].role", "NOT_IN_DOMAIN", str(e), "文件类型", nf.role)
 
 
-def guess_media_type(name: str, declared: str | None) -> str:
-    if declared and declared != "application/octet-stream" and "/" in declared and len(declared) <= 100:
-        return declared
-    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+def identify(name: str, head: bytes, declared: str | None, open_blob: Callable[[], BinaryIO] | None = None) -> tuple[str, str]:
+    """Media type and format name from the content itself; the sender's declaration only when content says nothing.
+
+    A ZIP whose first entries do not tell (OFD writers often put OFD.xml last) is looked at through its central
+    directory when the store gives a seekable stream.
+    """
+    media_type, format_name = sniff(head, name)
+    if media_type == "application/zip" and open_blob is not None:
+        with contextlib.suppress(Exception), open_blob() as fh, zipfile.ZipFile(fh) as zf:
+            media_type, format_name = sniff_zip_names(zf.namelist(), name.rsplit(".", 1)[-1].lower())
+    if media_type == "application/octet-stream" and declared and "/" in declared and len(declared) <= 100:
+        media_type = declared
+    return media_type, format_name
 
 
 def store_blobs(app: Dangan, files: list[NewFile]) -> list[BlobInfo]:
@@ -83,8 +96,8 @@ def store_blobs(app: Dangan, files: list[NewFile]) -> list[BlobInfo]:
     return [app.store.put(nf.stream, expected_size=nf.expected_size) for nf in files]
 
 
-def add_rows(session: Session, record: Record, files: list[NewFile], blobs: list[BlobInfo], actor: Actor,
-             reason: str = "") -> list[File]:
+def add_rows(session: Session, store: BlobStore, record: Record, files: list[NewFile], blobs: list[BlobInfo],
+             actor: Actor, reason: str = "") -> list[File]:
     existing = {f.sha256: f for f in session.scalars(select(File).where(File.record_id == record.id, File.is_current))}
     seq = (session.scalar(select(func.max(File.sequence)).where(File.record_id == record.id)) or 0)
     rows = []
@@ -98,8 +111,9 @@ def add_rows(session: Session, record: Record, files: list[NewFile], blobs: list
             )
         seen.add(b.sha256)
         seq += 1
+        media_type, format_name = identify(nf.name, b.head, nf.media_type, functools.partial(store.open, b.key))
         f = File(record_id=record.id, role=nf.role, name=unicodedata.normalize("NFC", nf.name.strip()), size=b.size,
-                 media_type=guess_media_type(nf.name, nf.media_type), sha256=b.sha256, sm3=b.sm3,
+                 media_type=media_type, format_name=format_name, sha256=b.sha256, sm3=b.sm3,
                  storage_key=b.key, sequence=seq, reason=reason, source_created_at=nf.source_created_at,
                  created_by=actor.username)
         session.add(f)
@@ -127,7 +141,7 @@ def add_files(app: Dangan, actor: Actor, record_id: int, files: list[NewFile], r
         if rec is None:
             raise NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
         _check_can_add(rec, reason)
-        rows = add_rows(uow.session, rec, files, blobs, actor, reason)
+        rows = add_rows(uow.session, app.store, rec, files, blobs, actor, reason)
         for f in rows:
             uow.audit("file.add", "file", f.id, record_id=rec.id, name=f.name, size=f.size, sha256=f.sha256, sm3=f.sm3,
                       reason=reason)
@@ -182,3 +196,8 @@ def list_files(app: Dangan, actor: Actor, record_id: int) -> list[dict[str, Any]
         if s.get(Record, record_id) is None:
             raise NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
         return [file_view(f) for f in s.scalars(select(File).where(File.record_id == record_id).order_by(File.sequence))]
+
+
+def guess_media_type(name: str, declared: str | None, head: bytes = b"") -> str:
+    """Media type only (see identify)."""
+    return identify(name, head, declared)[0]

@@ -172,7 +172,7 @@ def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFi
         s.add(rec)
         s.flush()
         s.refresh(rec)
-        rows = add_rows(s, rec, files, blobs, actor)
+        rows = add_rows(s, app.store, rec, files, blobs, actor)
         uow.audit("record.create", "record", rec.id, title=rec.title, category=cat.code, level=rec.level,
                   files=[{"name": f.name, "sha256": f.sha256, "sm3": f.sm3, "size": f.size} for f in rows])
         if state == RecordState.PENDING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 
@@ -15,6 +15,7 @@ class BlobInfo:
     sm3: str
     size: int
     existed: bool = False  # the content was already in the store (deduplicated)
+    head: bytes = field(default=b"", repr=False)  # first bytes of the content, for format sniffing
 
 
 @dataclass(frozen=True)

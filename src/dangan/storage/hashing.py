@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 CHUNK = 1024 * 1024
+HEAD = 8192
 
 
 class DualDigest:
@@ -14,8 +15,11 @@ class DualDigest:
         self._sha256 = hashlib.sha256()
         self._sm3 = hashlib.new("sm3")
         self.size = 0
+        self.head = b""  # the first bytes, for format sniffing without a second read
 
     def update(self, chunk: bytes) -> None:
+        if len(self.head) < HEAD:
+            self.head += chunk[: HEAD - len(self.head)]
         self._sha256.update(chunk)
         self._sm3.update(chunk)
         self.size += len(chunk)

@@ -71,7 +71,7 @@ class LocalBlobStore(BlobStore):
                     existed = True
                 else:
                     _fsync_dir(final.parent)
-            return BlobInfo(key, digest.sha256, digest.sm3, digest.size, existed)
+            return BlobInfo(key, digest.sha256, digest.sm3, digest.size, existed, digest.head)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()

@@ -247,7 +247,7 @@ class S3BlobStore(BlobStore):
                     "本次未保存，请重试；如反复出现请检查对象存储",
                     code="S3_VERIFY_FAILED", detail={"key": key, "expected_size": digest.size, "found_size": found},
                 )
-            return BlobInfo(key, digest.sha256, digest.sm3, digest.size, existed)
+            return BlobInfo(key, digest.sha256, digest.sm3, digest.size, existed, digest.head)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 spool.unlink()

@@ -1,0 +1,1 @@
+"""Formats: identification, validation, text extraction, conversion (identification grows in the preservation issue)."""
