@@ -48,7 +48,8 @@ class Dangan:
         self.store = store or open_store(settings.effective_storage_url, settings)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # plain BEGIN on SQLite: validation reads before a write must not take the write lock
-        self.read_sessions = sessionmaker(self.engine.execution_options(dangan_readonly=True), expire_on_commit=False)
+        self.read_sessions = sessionmaker(self.engine.execution_options(dangan_readonly=True), expire_on_commit=False,
+                                          class_=_ReadSession)
 
     @classmethod
     def open(cls, data: str | None = None, **overrides: Any) -> Dangan:
@@ -159,6 +160,15 @@ def audited(action: str, object_type: str = "") -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return deco
+
+
+class _ReadSession(Session):
+    """Reads outside a unit of work report a lost or unreachable database as DatabaseUnavailable too."""
+
+    def __exit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        super().__exit__(type_, value, traceback)
+        if isinstance(value, OperationalError):
+            raise _db_error(value) from value
 
 
 def _safe_rollback(session: Session) -> None:

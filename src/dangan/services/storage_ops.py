@@ -65,6 +65,7 @@ def sweep(app: Dangan, actor: Actor, *, dry_run: bool = False, grace_seconds: in
                 rep.deleted += 1
         rep.temporary_removed = app.store.sweep_temporary(cutoff)
     with app.uow(actor, "storage.sweep") as uow:
-        uow.audit("storage.sweep", "storage", app.store.describe(), scanned=rep.scanned,
+        # the store's description (a path or URL) can exceed object_id's 64 characters: it goes in the detail
+        uow.audit("storage.sweep", "storage", "", store=app.store.describe(), scanned=rep.scanned,
                   unreferenced=len(rep.unreferenced), deleted=rep.deleted, dry_run=dry_run)
     return rep
