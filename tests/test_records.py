@@ -20,6 +20,12 @@ from dangan.services.records import (
     update_record,
 )
 
+@pytest.fixture
+def app(any_app):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_app
+
+
 GOOD = {"title": "关于做好2024年度档案归档工作的通知", "year": 2024, "retention_period": "Y", "responsible": "办公室",
         "date": "2024-03-05", "doc_number": "示政办发〔2024〕1号"}
 
