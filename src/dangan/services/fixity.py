@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from dangan.db.models import File, FixityResult, FixityRun, Record, utcnow
 from dangan.errors import StorageError
@@ -81,10 +81,10 @@ def check(app: Dangan, actor: Actor, *, record_id: int | None = None,
         run_id = run.id
     rep = FixityReport(run_id=run_id)
     with app.read_sessions() as s:
-        q = select(File.id)
+        q = select(func.count(File.id))
         if record_id is not None:
             q = q.where(File.record_id == record_id)
-        total = len(s.scalars(q).all())
+        total = s.scalar(q) or 0
     last = 0
     while True:
         with app.read_sessions() as s:
