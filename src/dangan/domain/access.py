@@ -1,0 +1,147 @@
+"""Access rules as data: roles, the permission matrix (role × action × scope), 三员分立, 密级 clearance, password policy.
+
+Pure: no database. The services turn these rules into SQL filters (security trimming in the query).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# ---------------------------------------------------------------- 密级
+
+# ordered from lowest to highest; a deployment may configure its own list (first = lowest)
+DEFAULT_LEVELS: tuple[str, ...] = ("公开", "内部", "秘密", "机密", "绝密")
+STATE_SECRET_LEVELS = ("秘密", "机密", "绝密")
+
+
+def visible_levels(clearance: str, levels: tuple[str, ...] = DEFAULT_LEVELS, ceiling: str | None = None) -> list[str]:
+    """The 密级 values a user with `clearance` may see (never above the deployment ceiling)."""
+    if clearance not in levels:
+        return []
+    top = levels.index(clearance)
+    if ceiling is not None and ceiling in levels:
+        top = min(top, levels.index(ceiling))
+    return list(levels[: top + 1])
+
+
+def within_ceiling(level: str, ceiling: str, levels: tuple[str, ...] = DEFAULT_LEVELS) -> bool:
+    return level in levels and ceiling in levels and levels.index(level) <= levels.index(ceiling)
+
+
+# ---------------------------------------------------------------- roles and actions
+
+ROLE_LABELS: dict[str, str] = {
+    "sysadmin": "系统管理员",
+    "secadmin": "安全保密管理员",
+    "auditor": "安全审计员",
+    "records_head": "档案部门负责人",
+    "archivist": "专职档案员",
+    "clerk": "兼职档案员",
+    "leader": "分管领导",
+    "reader": "利用者",
+}
+
+# 三员: no person may hold two of these
+THREE_ADMINS = ("sysadmin", "secadmin", "auditor")
+
+ACTION_LABELS: dict[str, str] = {
+    "record.read": "查看档案著录与电子文件",
+    "record.create": "著录（新建档案）",
+    "record.update": "修改著录",
+    "record.submit": "提交归档",
+    "record.file": "归档（分配档号）与退回",
+    "file.add": "添加电子文件",
+    "file.download": "下载电子文件原件",
+    "fonds.manage": "管理全宗、门类与机构",
+    "fixity.run": "发起固化信息检测",
+    "storage.manage": "存储维护（清理）",
+    "user.manage": "管理用户账号与机构",
+    "role.assign": "分配角色与密级",
+    "token.manage": "管理接口令牌",
+    "audit.read": "查看与导出审计日志",
+    "audit.verify": "校验审计日志",
+}
+
+SCOPE_LABELS: dict[str, str] = {
+    "all": "全部",
+    "department": "本部门",
+    "department_prefiling": "本部门未归档",
+}
+
+# role -> action -> scope. Absent means denied. Record content is never granted to the 三员 roles.
+DEFAULT_MATRIX: dict[str, dict[str, str]] = {
+    "sysadmin": {"user.manage": "all", "fonds.manage": "all", "fixity.run": "all", "storage.manage": "all",
+                 "token.manage": "all"},
+    "secadmin": {"role.assign": "all"},
+    "auditor": {"audit.read": "all", "audit.verify": "all"},
+    "records_head": {"record.read": "all", "record.create": "all", "record.update": "all", "record.submit": "all",
+                     "record.file": "all", "file.add": "all", "file.download": "all", "fonds.manage": "all",
+                     "fixity.run": "all"},
+    "archivist": {"record.read": "all", "record.create": "all", "record.update": "all", "record.submit": "all",
+                  "record.file": "all", "file.add": "all", "file.download": "all", "fixity.run": "all"},
+    "clerk": {"record.read": "department", "record.create": "department_prefiling",
+              "record.update": "department_prefiling", "record.submit": "department_prefiling",
+              "file.add": "department_prefiling", "file.download": "department"},
+    "leader": {"record.read": "all", "file.download": "all"},
+    "reader": {"record.read": "all"},
+}
+
+
+def check_role_combination(roles: set[str]) -> str | None:
+    """The 三员 are mutually exclusive. Returns a Chinese message when the combination is refused."""
+    held = [r for r in THREE_ADMINS if r in roles]
+    if len(held) > 1:
+        return "三员分立：" + "、".join(ROLE_LABELS[r] for r in held) + " 不能由同一人兼任"
+    unknown = sorted(r for r in roles if r not in ROLE_LABELS)
+    if unknown:
+        return "未知角色：" + "、".join(unknown)
+    return None
+
+
+@dataclass(frozen=True)
+class Grant:
+    action: str
+    scope: str  # all | department | department_prefiling
+
+
+def merge_grants(roles: set[str], matrix: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
+    """Combine the grants of several roles: for each action, the widest scope wins."""
+    order = {"department_prefiling": 0, "department": 1, "all": 2}
+    out: dict[str, str] = {}
+    for r in roles:
+        for action, scope in (matrix or DEFAULT_MATRIX).get(r, {}).items():
+            if action not in out or order[scope] > order[out[action]]:
+                out[action] = scope
+    return out
+
+
+# ---------------------------------------------------------------- password policy
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """Defaults meet 等保 2.0 level 3 practice: length ≥ 10, three character classes, 90-day expiry, 5 remembered."""
+
+    min_length: int = 10
+    min_classes: int = 3
+    expiry_days: int = 90
+    history: int = 5
+    max_failures: int = 5
+    lockout_minutes: int = 15
+    idle_timeout_minutes: int = 30
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def problems(self, password: str, username: str = "") -> list[str]:
+        out = []
+        if len(password) < self.min_length:
+            out.append(f"密码长度至少 {self.min_length} 位")
+        classes = sum(bool(re.search(p, password)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
+        if classes < self.min_classes:
+            out.append(f"密码须包含大写字母、小写字母、数字、符号中的至少 {self.min_classes} 类")
+        if username and username.lower() in password.lower():
+            out.append("密码不能包含用户名")
+        if len(password) > 128:
+            out.append("密码不能超过 128 位")
+        return out
