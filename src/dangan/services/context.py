@@ -23,20 +23,47 @@ BOOTSTRAP_ADMIN = "admin"
 
 @dataclass(frozen=True)
 class Actor:
-    """Who is acting, and from where. Roles and clearance arrive with the identity issue."""
+    """Who is acting, from where, and what they may do: roles, merged grants (action -> scope), clearance,
+    departments, and for API tokens the token's scope. `superuser` is only for the system itself
+    (init, demo data, migrations, scheduled jobs), never for a person logged in through a face."""
 
     username: str
     display_name: str = ""
     roles: frozenset[str] = frozenset()
     client_addr: str = ""
+    user_id: int | None = None
+    clearance: str = "公开"
+    department_ids: frozenset[int] = frozenset()
+    grants: tuple[tuple[str, str], ...] = ()
+    token_scope: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+    superuser: bool = False
+    must_change_password: bool = False
 
     @classmethod
     def system(cls, client_addr: str = "local") -> Actor:
-        return cls("system", "系统", frozenset({"system"}), client_addr)
+        return cls("system", "系统", frozenset({"system"}), client_addr, superuser=True, clearance="绝密")
 
     @classmethod
     def admin(cls, client_addr: str = "") -> Actor:
-        return cls(BOOTSTRAP_ADMIN, "系统管理员", frozenset({"admin"}), client_addr)
+        """The bootstrap operator acting with full rights (CLI on the server, tests of the core)."""
+        return cls(BOOTSTRAP_ADMIN, "系统管理员", frozenset({"admin"}), client_addr, superuser=True, clearance="绝密")
+
+    def scope_for(self, action: str) -> str | None:
+        """The scope this actor holds for an action ('all', 'department', 'department_prefiling') or None."""
+        if self.superuser:
+            return "all"
+        if self.token_scope is not None:
+            allowed = dict(self.token_scope).get("actions", ())
+            if action not in allowed:
+                return None
+        return dict(self.grants).get(action)
+
+    def token_limits(self, key: str) -> tuple[str, ...] | None:
+        """Category or department codes an API token is limited to (None: not limited)."""
+        if self.token_scope is None:
+            return None
+        v = dict(self.token_scope).get(key)
+        return tuple(v) if v else None
 
 
 class Dangan:
