@@ -1,0 +1,117 @@
+"""Read-only aggregates for the web pages: dashboard counts, a record's history, fixity runs.
+
+Plain queries returning plain data; no writes, no business rules. Callers that show records themselves
+(list_records, get_record) are audited there; these helpers only summarise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+
+from dangan.db.models import AuditEvent, Category, File, FixityResult, FixityRun, Fonds, Record
+from dangan.domain.states import RecordState
+from dangan.services import audit
+from dangan.services.audit import event_view
+from dangan.services.context import Actor, Dangan
+from dangan.services.fixity import OUTCOME_LABELS as FIXITY_LABELS
+from dangan.services.views import iso, level_label
+
+# actions that only read: left out of the dashboard's "recent activity" so that it shows what changed
+READ_ACTIONS = ("record.view", "record.list", "audit.view", "fonds.view", "category.view")
+
+
+def dashboard(app: Dangan, actor: Actor, *, recent: int = 8) -> dict[str, Any]:
+    """Counts per category and state, records filed per year, totals, recent changes, latest fixity run."""
+    with app.read_sessions() as s:
+        cats = s.execute(select(Category.id, Category.code, Category.name, Fonds.code)
+                         .join(Fonds, Fonds.id == Category.fonds_id).order_by(Fonds.code, Category.id)).all()
+        by_cat: dict[int, dict[str, int]] = {}
+        for cat_id, state, n in s.execute(select(Record.category_id, Record.state, func.count())
+                                          .group_by(Record.category_id, Record.state)).all():
+            by_cat.setdefault(cat_id, {})[state] = n
+        categories = [{"id": cid, "code": code, "name": name, "fonds_code": fcode, "states": by_cat.get(cid, {}),
+                       "total": sum(by_cat.get(cid, {}).values())} for cid, code, name, fcode in cats]
+        states = {st.value: 0 for st in RecordState}
+        for c in categories:
+            for st, n in c["states"].items():
+                states[st] = states.get(st, 0) + n
+        filed_by_year = [{"year": y, "count": n} for y, n in s.execute(
+            select(Record.year, func.count()).where(Record.state == RecordState.FILED.value, Record.year.is_not(None))
+            .group_by(Record.year).order_by(Record.year)).all()]
+        files, size = s.execute(select(func.count(File.id), func.coalesce(func.sum(File.size), 0))).one()
+        events = [event_view(e) for e in s.scalars(
+            select(AuditEvent).where(AuditEvent.action.not_in(READ_ACTIONS)).order_by(AuditEvent.seq.desc()).limit(recent))]
+        fonds_count = s.scalar(select(func.count(Fonds.id)))
+    return {
+        "fonds": fonds_count, "categories": categories, "states": states,
+        "records": sum(states.values()), "files": files, "bytes": int(size),
+        "filed_by_year": filed_by_year, "recent_events": events, "fixity": latest_fixity_run(app),
+    }
+
+
+def record_history(app: Dangan, record_id: int, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Audit events about one record and its files, newest first."""
+    with app.read_sessions() as s:
+        file_ids = [str(i) for i in s.scalars(select(File.id).where(File.record_id == record_id))]
+        cond = and_(AuditEvent.object_type == "record", AuditEvent.object_id == str(record_id))
+        if file_ids:
+            cond = or_(cond, and_(AuditEvent.object_type == "file", AuditEvent.object_id.in_(file_ids)))
+        return [event_view(e) for e in s.scalars(select(AuditEvent).where(cond).order_by(AuditEvent.seq.desc()).limit(limit))]
+
+
+def _run_view(r: FixityRun) -> dict[str, Any]:
+    return {"id": r.id, "started_at": iso(r.started_at), "finished_at": iso(r.finished_at), "actor": r.actor,
+            "checked": r.checked, "failed": r.failed, "bytes_read": r.bytes_read,
+            "finished": r.finished_at is not None, "ok": r.finished_at is not None and r.failed == 0}
+
+
+def fixity_runs(app: Dangan, *, limit: int = 20) -> list[dict[str, Any]]:
+    with app.read_sessions() as s:
+        return [_run_view(r) for r in s.scalars(select(FixityRun).order_by(FixityRun.id.desc()).limit(limit))]
+
+
+def latest_fixity_run(app: Dangan) -> dict[str, Any] | None:
+    with app.read_sessions() as s:
+        r = s.scalar(select(FixityRun).where(FixityRun.finished_at.is_not(None)).order_by(FixityRun.id.desc()).limit(1))
+        return _run_view(r) if r else None
+
+
+def fixity_failures(app: Dangan, run_id: int, *, limit: int = 500) -> list[dict[str, Any]]:
+    """The failed files of one run, with their record and 档号."""
+    with app.read_sessions() as s:
+        rows = s.execute(select(FixityResult, File.name, File.record_id, Record.archival_code, Record.title)
+                         .join(File, File.id == FixityResult.file_id).join(Record, Record.id == File.record_id)
+                         .where(FixityResult.run_id == run_id).order_by(FixityResult.id).limit(limit)).all()
+        return [{"file_id": fr.file_id, "name": name, "record_id": rid, "archival_code": code, "title": title,
+                 "outcome": fr.outcome, "outcome_label": FIXITY_LABELS.get(fr.outcome, fr.outcome),
+                 "expected": fr.expected, "found": fr.found} for fr, name, rid, code, title in rows]
+
+
+
+def record_brief(app: Dangan, record_id: int) -> dict[str, Any] | None:
+    """档号, 题名 and level of one record, for links and breadcrumbs (no files, not audited as a view)."""
+    with app.read_sessions() as s:
+        r = s.get(Record, record_id)
+        if r is None:
+            return None
+        return {"id": r.id, "archival_code": r.archival_code, "title": r.title, "level": r.level,
+                "level_label": level_label(r.category.arrangement, r.level), "parent_id": r.parent_id}
+
+
+def list_audit_events(app: Dangan, actor: Actor, *, object_type: str | None = None, object_id: str | None = None,
+                      actor_name: str | None = None, action: str | None = None, before_seq: int | None = None,
+                      limit: int = 100) -> list[dict[str, Any]]:
+    """audit.list_events, with the reading of the trail audited here.
+
+    audit.list_events(audit_the_view=True) passes object_type/object_id both as positional and as detail
+    keywords to UnitOfWork.audit (TypeError); until that is fixed the view is recorded here.
+    """
+    filters = {"object_type": object_type, "object_id": object_id, "actor": actor_name, "action": action,
+               "before_seq": before_seq}
+    rows = audit.list_events(app, actor, object_type=object_type, object_id=object_id, actor_name=actor_name,
+                             action=action, before_seq=before_seq, limit=limit, audit_the_view=False)
+    with app.uow(actor) as uow:
+        uow.audit("audit.view", "audit", "", filter={k: v for k, v in filters.items() if v}, returned=len(rows))
+    return rows

@@ -1,0 +1,148 @@
+"""Templates (autoescaped), display filters, CSRF token handling and the error pages of the web UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+
+from dangan.errors import DanganError
+from dangan.web.deps import current_actor
+
+HERE = Path(__file__).resolve().parent
+CSRF_COOKIE = "dangan_csrf"
+CSRF_FIELD = "csrf_token"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
+BEIJING = dt.timezone(dt.timedelta(hours=8), "北京时间")
+
+NAV = [
+    ("home", "首页", "/", "home"),
+    ("browse", "档案浏览", "/records", "folder"),
+    ("new", "新建档案", "/records/new", "plus"),
+    ("fonds", "全宗与门类", "/fonds", "layers"),
+    ("audit", "审计日志", "/audit", "shield"),
+    ("fixity", "固化检测", "/fixity", "check"),
+    ("api", "接口文档", "/api/v1/docs", "code"),
+]
+
+
+class CsrfFailed(DanganError):
+    code = "CSRF_FAILED"
+    status = 403
+
+
+def filesize(n: Any) -> str:
+    try:
+        v = float(n)
+    except (TypeError, ValueError):
+        return ""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if v < 1024 or unit == "TB":
+            return f"{int(v)} B" if unit == "B" else f"{v:.1f} {unit}"
+        v /= 1024
+    return ""
+
+
+def localtime(v: Any, seconds: bool = False) -> str:
+    """ISO timestamps (UTC) shown in Beijing time: 2024-03-05 14:20."""
+    if not v:
+        return ""
+    try:
+        t = dt.datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+    except ValueError:
+        return str(v)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def show_value(v: Any) -> str:
+    if v is None or v == "":
+        return ""
+    if isinstance(v, list):
+        return "；".join(str(x) for x in v)
+    return str(v)
+
+
+def short_json(v: Any, limit: int = 140) -> str:
+    if not v:
+        return ""
+    s = json.dumps(v, ensure_ascii=False, default=str)
+    return s if len(s) <= limit else s[:limit] + "…"
+
+
+def number(v: Any) -> str:
+    try:
+        return f"{int(v):,}"
+    except (TypeError, ValueError):
+        return ""
+
+
+def query(base: dict[str, Any], **changes: Any) -> str:
+    """Build a query string from the current parameters with some changed (None removes a key)."""
+    d = {k: v for k, v in {**base, **changes}.items() if v not in (None, "")}
+    return ("?" + urlencode(d)) if d else ""
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.Undefined)
+    env.filters.update(filesize=filesize, localtime=localtime, show=show_value, short_json=short_json, number=number)
+    env.globals.update(query=query, NAV=NAV)
+    return env
+
+
+templates = Jinja2Templates(env=_env())
+
+
+def csrf_token(request: Request) -> str:
+    tok = getattr(request.state, "csrf", None)
+    if tok:
+        return tok
+    tok = request.cookies.get(CSRF_COOKIE, "")
+    if not _TOKEN.fullmatch(tok):
+        tok = secrets.token_urlsafe(32)
+        request.state.csrf_new = True
+    request.state.csrf = tok
+    return tok
+
+
+def check_csrf(request: Request, form: FormData) -> None:
+    """The hidden field must equal the cookie (double submit); SameSite=Strict keeps the cookie home."""
+    sent = form.get(CSRF_FIELD)
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not cookie or not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), cookie.encode()):
+        raise CsrfFailed("表单已失效或来源不明（安全校验未通过），未执行任何操作。请刷新页面后重试")
+
+
+def render(request: Request, name: str, ctx: dict[str, Any] | None = None, status: int = 200,
+           active: str = "") -> HTMLResponse:
+    ctx = dict(ctx or {})
+    ctx.setdefault("active", active)
+    ctx.setdefault("crumbs", [])
+    ctx["csrf"] = csrf_token(request)
+    ctx["site_name"] = request.app.state.dangan.settings.site_name
+    ctx["actor"] = current_actor(request)
+    resp = templates.TemplateResponse(request, name, ctx, status_code=status)
+    if getattr(request.state, "csrf_new", False):
+        resp.set_cookie(CSRF_COOKIE, ctx["csrf"], httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https")
+    return resp
+
+
+def error_page(request: Request, status: int, title: str, message: str, problems: list[dict[str, Any]] | None = None,
+               code: str = "") -> HTMLResponse:
+    return render(request, "error.html", {"status": status, "title": title, "message": message,
+                                          "problems": problems or [], "code": code,
+                                          "crumbs": [("首页", "/"), (title, None)]}, status=status)
