@@ -39,6 +39,20 @@ ACTION_LABELS = {
     "storage.sweep": "清理无引用内容",
     "audit.view": "查看审计日志",
     "audit.verify": "校验审计日志",
+    "login": "登录",
+    "login.lockout": "账号锁定",
+    "logout": "退出登录",
+    "user.create": "新建用户",
+    "user.update": "修改用户",
+    "user.list": "查看用户列表",
+    "user.reset_password": "重置密码",
+    "user.change_password": "修改密码",
+    "role.assign": "分配角色",
+    "clearance.set": "设置密级",
+    "token.create": "签发接口令牌",
+    "token.revoke": "吊销接口令牌",
+    "token.list": "查看接口令牌",
+    "token.use": "使用接口令牌",
 }
 
 

@@ -109,8 +109,9 @@ class UnitOfWork:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     session: Session = field(init=False)
 
-    def audit(self, action: str, object_type: str = "", object_id: Any = "", **detail: Any) -> None:
-        self.events.append(audit.PendingEvent(action, object_type, str(object_id), "success", detail))
+    def audit(self, action: str, object_type: str = "", object_id: Any = "", *, outcome: str = "success",
+              **detail: Any) -> None:
+        self.events.append(audit.PendingEvent(action, object_type, str(object_id), outcome, detail))
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.app.sessions()
@@ -163,7 +164,7 @@ def record_failure(app: Dangan, actor: Actor, action: str, object_type: str, obj
     err._audited = True  # type: ignore[attr-defined]
     with contextlib.suppress(Exception), app.sessions() as s, s.begin():
         audit.append(s, actor.username, actor.client_addr, [
-            audit.PendingEvent(action, object_type, object_id, "failure",
+            audit.PendingEvent(action, object_type, object_id, getattr(err, "audit_outcome", "failure"),
                                {"code": err.code, "message": err.message[:500],
                                 "problems": [p.as_dict() for p in err.problems[:50]]})
         ])
