@@ -12,6 +12,7 @@ from dangan.domain.presets import CATEGORY_PRESETS
 from dangan.services.categories import create_category
 from dangan.services.context import BOOTSTRAP_ADMIN, Actor, Dangan
 from dangan.services.fonds import create_fonds
+from dangan.services.identity import ensure_builtin_roles
 
 
 def init(settings: Settings, *, fonds_code: str | None = None, fonds_name: str | None = None,
@@ -26,6 +27,7 @@ def init(settings: Settings, *, fonds_code: str | None = None, fonds_name: str |
         actor = Actor.system()
         created_admin = False
         with app.uow(actor) as uow:
+            ensure_builtin_roles(uow.session)
             if uow.session.scalar(select(User.id).where(User.username == BOOTSTRAP_ADMIN)) is None:
                 uow.session.add(User(username=BOOTSTRAP_ADMIN, display_name="系统管理员", is_bootstrap_admin=True))
                 created_admin = True
