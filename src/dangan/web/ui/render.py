@@ -15,8 +15,11 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from starlette.datastructures import FormData
 
+from dangan.domain.presets import LEVEL_LABELS
+from dangan.domain.states import STATE_LABELS
 from dangan.errors import DanganError
 from dangan.web.deps import current_actor
 
@@ -82,6 +85,60 @@ def short_json(v: Any, limit: int = 140) -> str:
     return s if len(s) <= limit else s[:limit] + "…"
 
 
+DETAIL_LABELS = {
+    "title": "题名", "archival_code": "档号", "reason": "原因", "name": "文件名", "size": "大小", "category": "门类",
+    "level": "层级", "from_state": "原状态", "to_state": "新状态", "checked": "检测文件", "failed": "未通过",
+    "code": "错误代码", "message": "说明", "returned": "返回条数", "filter": "条件", "fonds": "全宗", "preset": "预置",
+    "record_id": "档案", "ok": "结论", "problems": "问题", "outcome": "结论", "files": "文件数", "after": "修改为",
+    "database": "数据库", "storage": "存储", "deleted": "删除", "bytes": "字节",
+}
+_STATE_TEXT = {s.value: label for s, label in STATE_LABELS.items()}
+
+
+def audit_detail(detail: Any, limit: int = 6) -> Markup:
+    """An audit event's detail as short labelled pairs (digests and raw before-images left to the JSON)."""
+    if not isinstance(detail, dict):
+        return Markup("")
+    out = []
+    for k, v in detail.items():
+        if k in ("sha256", "sm3", "before", "failures") or v in (None, "", [], {}):
+            continue
+        if k == "level":
+            v = LEVEL_LABELS.get(v, v)
+        elif k in ("from_state", "to_state"):
+            v = _STATE_TEXT.get(v, v)
+        elif k == "size":
+            v = filesize(v)
+        elif k == "ok":
+            v = "通过" if v else "未通过"
+        elif k == "files" and isinstance(v, list):
+            v = len(v)
+        elif isinstance(v, dict | list):
+            v = short_json(v, 80)
+        out.append(Markup('<span class="kv"><span class="kv-k">{}</span>{}</span>').format(DETAIL_LABELS.get(k, k), v))
+        if len(out) >= limit:
+            break
+    return Markup("").join(out)
+
+
+def doc_blocks(text: str) -> list[tuple[str, Markup]]:
+    """Plain paragraphs and "- " bullets of an OpenAPI description, with `code` marked; escaped first."""
+    blocks: list[tuple[str, Markup]] = []
+    for line in text.splitlines():
+        line = line.rstrip()
+        if not line:
+            continue
+        esc = str(escape(line.lstrip("- ") if line.startswith("- ") else line))
+        html = Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", esc))
+        if line.startswith("- "):
+            blocks.append(("li", html))
+        elif line.startswith("  ") and blocks and blocks[-1][0] == "li":
+            blocks[-1] = ("li", blocks[-1][1] + Markup(" ") + Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(line.strip())))))
+        else:
+            blocks.append(("p", html))
+    return blocks
+
+
 def number(v: Any) -> str:
     try:
         return f"{int(v):,}"
@@ -98,7 +155,8 @@ def query(base: dict[str, Any], **changes: Any) -> str:
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.Undefined)
-    env.filters.update(filesize=filesize, localtime=localtime, show=show_value, short_json=short_json, number=number)
+    env.filters.update(filesize=filesize, localtime=localtime, show=show_value, short_json=short_json, number=number,
+                       audit_detail=audit_detail, doc_blocks=doc_blocks)
     env.globals.update(query=query, NAV=NAV)
     return env
 

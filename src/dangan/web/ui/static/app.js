@@ -5,6 +5,15 @@
 
   document.addEventListener("change", function (ev) {
     var el = ev.target;
+    if (el && el.matches && el.matches(".file-pick input[type=file]")) {
+      var out = el.parentNode.querySelector(".file-chosen");
+      if (out) {
+        var names = Array.prototype.map.call(el.files || [], function (f) { return f.name; });
+        out.textContent = names.length ? names.join("、") : out.getAttribute("data-empty");
+        out.classList.toggle("has-file", names.length > 0);
+      }
+      return;
+    }
     if (el && el.matches && el.matches("select[data-autosubmit]") && el.form) {
       el.form.submit();
     }
@@ -56,7 +65,15 @@
     tick();
   }
 
+  function openTarget() {
+    var id = window.location.hash.slice(1);
+    var el = id && document.getElementById(id);
+    if (el && el.tagName === "DETAILS") { el.open = true; }
+  }
+  window.addEventListener("hashchange", openTarget);
+
   document.addEventListener("DOMContentLoaded", function () {
+    openTarget();
     var box = document.getElementById("job");
     if (box && box.getAttribute("data-state") === "running") {
       pollJob(box);

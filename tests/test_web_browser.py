@@ -1,0 +1,250 @@
+"""The web UI driven in Debian's chromium (Playwright, sync API) against a demo archive served by uvicorn.
+
+Screenshots of every page go to tests/artifacts/ (gitignored) so that a person can look at them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dangan.config import load_settings
+from dangan.services.context import Actor, Dangan
+from dangan.services.setup import init
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _need_browser() -> None:
+    if CHROMIUM.exists():
+        return
+    if IN_CI:
+        pytest.fail("/usr/bin/chromium is required under CI=true (apt-get install chromium fonts-noto-cjk)")
+    pytest.skip("/usr/bin/chromium is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    _need_browser()
+    import uvicorn
+
+    from dangan.demo.build import build_demo
+    from dangan.web.app import create_app
+
+    settings = load_settings(tmp_path_factory.mktemp("web") / "data")
+    init(settings)
+    app = Dangan(settings)
+    build_demo(app, Actor.system(), size=80)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 15
+    while not srv.started:
+        if time.monotonic() > deadline or not t.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        t.join(10)
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM),
+                              args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, server: str):  # type: ignore[no-untyped-def]
+    ctx = browser.new_context(base_url=server, locale="zh-CN", viewport={"width": 1440, "height": 900},
+                              accept_downloads=True)
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    # 4xx pages are expected in some tests; a failing asset or a CSP violation is not
+    pg.on("console", lambda m: errors.append(m.text)
+          if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+    pg.on("response", lambda r: errors.append(f"{r.status} {r.url}") if "/static/" in r.url and r.status >= 400 else None)
+    pg.on("dialog", lambda d: d.accept())
+    yield pg
+    ctx.close()
+    assert not errors, f"JavaScript errors or blocked resources in the page: {errors}"
+
+
+def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_every_page_renders_in_chinese(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/")
+    assert page.locator(".brand-name").inner_text() == "dangan 电子档案管理系统"
+    assert page.locator("h1").inner_text() == "首页"
+    assert page.locator(".stat").count() == 5
+    assert page.locator(".bars li").count() >= 5  # filed per year 2019..2024
+    shot(page, "01-home")
+
+    page.click("nav.sidenav >> text=档案浏览")
+    page.wait_for_url("**/records")
+    assert page.locator("table.records tbody tr").count() == 50
+    assert "共" in page.locator(".pager").inner_text()
+    shot(page, "02-browse")
+    page.click(".pager >> text=下一页")
+    assert "第 2 页" in page.locator(".pager").inner_text()
+
+    # drill down the tree: 文书档案 → 2022 → 永久 → 办公室
+    for label, part in (("文书档案", "category=WS"), ("2022 年", "year=2022"), ("永久", "retention=Y"),
+                        ("办公室", "department=BGS")):
+        page.click(f".tree a:has(.tree-label:text-is('{label}'))")
+        page.wait_for_url(f"**{part}*")
+    rows = page.locator("table.records tbody tr")
+    assert rows.count() >= 1
+    for code in rows.locator("td:first-child").all_inner_texts():
+        assert re.fullmatch(r"Z109-WS·2022-Y-BGS-\d{4}", code.strip()), code
+    assert "办公室" in page.locator(".crumbs").inner_text() or "永久" in page.locator(".crumbs").inner_text()
+    shot(page, "03-browse-drilldown")
+
+    page.click("table.records tbody tr:first-child td.title-cell a")
+    assert page.locator(".code-big").inner_text().startswith("Z109-WS·2022-Y-BGS-")
+    assert page.locator("dl.meta dt", has_text="题名").count() == 1
+    assert page.locator("table.files code").first.inner_text()  # digests shown
+    assert page.locator("table.history tbody tr").count() >= 2
+    shot(page, "04-record-detail")
+
+    page.goto("/records?fonds=Z109&category=KU")
+    page.click("table.records tbody tr:first-child td.title-cell a")
+    assert page.locator("h2", has_text="下级档案").count() == 1
+    shot(page, "05-volume-with-children")
+
+    page.click("nav.sidenav >> text=全宗与门类")
+    assert page.locator("table.schema").count() >= 8  # WS 1 + KU 2 + KJ 3 + ZP 2 + LX 1
+    assert page.locator("table.schema >> text=M22").count() >= 5
+    shot(page, "06-fonds-categories")
+
+    page.click("nav.sidenav >> text=接口文档")
+    page.click("details.op >> nth=0")
+    shot(page, "07-api-docs")
+
+
+def test_new_record_form_errors_then_success_and_workflow(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/records/new")
+    assert page.locator("select[name=category]").input_value() == "WS"
+    page.fill("#f-title", "关于开展2024年度档案移交工作的通知")
+    page.fill("#f-year", "2024")
+    page.fill("#f-date", "2023-12-30")  # 年度 vs 日期 mismatch
+    page.select_option("#f-retention_period", "D30")
+    page.fill("#f-pages", "三页")  # wrong type
+    page.select_option("#f-department", "BGS")
+    page.click("button:has-text('保存')")
+    assert page.locator(".alert.bad").is_visible()
+    assert "不一致" in page.locator(".field.has-error", has=page.locator("#f-year")).inner_text()
+    assert "整数" in page.locator(".field.has-error", has=page.locator("#f-pages")).inner_text()
+    assert "必选字段" in page.locator(".field.has-error", has=page.locator("#f-responsible")).inner_text()
+    assert page.input_value("#f-title") == "关于开展2024年度档案移交工作的通知"  # typed values kept
+    assert page.input_value("#f-pages") == "三页"
+    shot(page, "08-new-record-errors")
+
+    page.fill("#f-date", "2024-03-05")
+    page.fill("#f-pages", "3")
+    page.fill("#f-responsible", "示范市人民政府办公室")
+    page.fill("#f-doc_number", "示政办〔2024〕88号")
+    page.select_option("#f-doc_type", "通知")
+    page.set_input_files("input[name=file_0]", files=[{"name": "关于开展档案移交工作的通知.pdf",
+                                                       "mimeType": "application/pdf",
+                                                       "buffer": b"%PDF-1.4\n% dangan browser test\n"}])
+    page.click("button:has-text('保存')")
+    page.wait_for_url(re.compile(r"/records/\d+\?done=created"))
+    assert "档案已保存" in page.locator(".alert.ok").inner_text()
+    assert page.locator("h1.record-title").inner_text() == "关于开展2024年度档案移交工作的通知"
+    shot(page, "09-new-record-saved")
+
+    # download the file: Chinese name, same SHA-256 as shown
+    with page.expect_download() as dl:
+        page.click("table.files a:has-text('下载')")
+    d = dl.value
+    assert d.suggested_filename == "关于开展档案移交工作的通知.pdf"
+    content = Path(d.path()).read_bytes()
+    shown = page.locator("table.files .hash code").first.inner_text().strip()
+    assert hashlib.sha256(content).hexdigest() == shown
+
+    page.click("button:has-text('提交归档')")
+    assert "已提交归档" in page.locator(".alert.ok").inner_text()
+    page.fill("#return-reason", "缺少处理单")
+    page.click("button:has-text('退回')")
+    assert "已退回" in page.locator(".alert.ok").inner_text()
+    page.click("button:has-text('归档（赋予档号）')")  # the confirm dialog is accepted
+    assert re.fullmatch(r"Z109-WS·2024-D30-BGS-\d{4}", page.locator(".code-big").inner_text().strip())
+    assert page.locator("table.history", has_text="退回").count() == 1
+    shot(page, "10-record-filed")
+
+
+def test_xss_title_is_shown_as_text(page, server: str) -> None:  # type: ignore[no-untyped-def]
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: dialogs.append(d.message))
+    r = page.request.post("/api/v1/records", data={
+        "fonds": "Z109", "category": "WS", "department": "BGS",
+        "metadata": {"title": "<script>alert(1)</script><img src=x onerror=alert(2)>", "year": 2025,
+                     "retention_period": "D10", "responsible": "<b>办公室</b>", "date": "2025-01-02"}})
+    assert r.status == 201, r.text()
+    rid = r.json()["id"]
+    page.goto(f"/records/{rid}")
+    assert page.locator("h1.record-title").inner_text() == "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    page.goto("/records?sort=newest")
+    assert page.locator("td.title-cell", has_text="<script>alert(1)</script>").count() == 1
+    page.goto("/")
+    assert not dialogs
+    assert page.locator("main script").count() == 0
+
+
+def test_audit_verify_and_fixity_progress(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/audit")
+    assert page.locator("table.audit tbody tr").count() == 50
+    page.click("#verify-btn")
+    assert "审计日志完整" in page.locator(".verify-result").inner_text()
+    page.select_option("select[name=action]", "record.file")
+    page.click("button:has-text('筛选')")
+    assert set(page.locator("table.audit tbody td:nth-child(5)").all_inner_texts()) == {"归档"}
+    shot(page, "11-audit")
+
+    page.goto("/fixity")
+    page.click("#start-fixity")
+    page.wait_for_selector("text=全部正常", timeout=20000)
+    page.wait_for_selector(".alert.ok", timeout=20000)
+    assert "均与归档时一致" in page.locator(".alert.ok").inner_text()
+    shot(page, "12-fixity")
+
+
+def test_missing_pages_are_friendly(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/records/999999")
+    assert page.locator("h1").inner_text() == "未找到"
+    assert "档案 999999 不存在" in page.locator(".lead").inner_text()
+    shot(page, "13-not-found")
