@@ -184,8 +184,9 @@ def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFi
         return record_view(rec, files=True)
 
 
-def get_record_row(session: Session, record_id: int) -> Record:
-    rec = session.get(Record, record_id)
+def get_record_row(session: Session, record_id: int, *, lock: bool = False) -> Record:
+    # lock=True for read-then-write: on PostgreSQL two writers would otherwise both see the old state
+    rec = session.get(Record, record_id, with_for_update=lock)
     if rec is None:
         raise NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
     return rec
@@ -213,7 +214,7 @@ def update_record(app: Dangan, actor: Actor, record_id: int, changes: dict[str, 
     """Change metadata. Before filing: free. After filing: a reason is required and 档号 parts are locked."""
     with app.uow(actor, "record.update", "record", str(record_id)) as uow:
         s = uow.session
-        rec = get_record_row(s, record_id)
+        rec = get_record_row(s, record_id, lock=True)
         if expected_version is not None and rec.row_version != expected_version:
             raise StateError("该档案已被他人修改，请刷新后重新编辑", code="STALE_VERSION")
         state = RecordState(rec.state)
@@ -251,7 +252,7 @@ def transition(app: Dangan, actor: Actor, record_id: int, to: str, reason: str =
               RecordState.FILED: "record.file"}.get(target, "record.transition")
     with app.uow(actor, action, "record", str(record_id)) as uow:
         s = uow.session
-        rec = get_record_row(s, record_id)
+        rec = get_record_row(s, record_id, lock=True)
         current = RecordState(rec.state)
         if (current, target) not in TRANSITIONS:
             raise StateError(f"档案当前为“{current.label}”，不能变为“{target.label}”", code="INVALID_TRANSITION")
