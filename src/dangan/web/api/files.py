@@ -13,7 +13,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
-from dangan.services import files
+from dangan.services import files as file_service
 from dangan.services.context import Actor, Dangan
 from dangan.web.api.records import uploads_to_new_files
 from dangan.web.deps import current_actor, get_dangan
@@ -34,19 +34,19 @@ def upload_files(
     reason: str = Form("", max_length=1000, description="原因（已归档档案追加新版本时必填）"),
     dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor),
 ) -> list[dict[str, Any]]:
-    return files.add_files(dangan, actor, record_id, uploads_to_new_files(files, roles, role), reason)
+    return file_service.add_files(dangan, actor, record_id, uploads_to_new_files(files, roles, role), reason)
 
 
 @router.get("/records/{record_id}/files", summary="档案的电子文件列表")
 def list_files(record_id: int, dangan: Dangan = Depends(get_dangan),
                actor: Actor = Depends(current_actor)) -> list[dict[str, Any]]:
-    return files.list_files(dangan, actor, record_id)
+    return file_service.list_files(dangan, actor, record_id)
 
 
 @router.get("/files/{file_id}", summary="电子文件信息（大小、格式、SHA-256、SM3）")
 def get_file(file_id: int, dangan: Dangan = Depends(get_dangan),
              actor: Actor = Depends(current_actor)) -> dict[str, Any]:
-    return files.get_file(dangan, actor, file_id)
+    return file_service.get_file(dangan, actor, file_id)
 
 
 def ascii_fallback(name: str, file_id: int) -> str:
@@ -98,10 +98,10 @@ def download(file_id: int, request: Request, inline: bool = Query(False, descrip
              dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor)) -> Response:
     etag = request.headers.get("if-none-match")
     if etag:
-        known = files.get_file(dangan, actor, file_id)
+        known = file_service.get_file(dangan, actor, file_id)
         if _etag_matches(etag, known["sha256"]):
             return Response(status_code=304, headers={"ETag": f'"{known["sha256"]}"'})
-    view, fh = files.open_file(dangan, actor, file_id)
+    view, fh = file_service.open_file(dangan, actor, file_id)
     media = view["media_type"] or "application/octet-stream"
     show_inline = inline and media in INLINE_SAFE
     headers = {
