@@ -156,7 +156,7 @@ def test_submit_return_file_and_patch(client: TestClient) -> None:
     r = client.patch(f"{API}/records/{rid}", json={"metadata": {"pages": 5}, "row_version": 1})
     assert r.status_code == 409 and r.json()["error"]["code"] == "STALE_VERSION"
     cur = client.get(f"{API}/records/{rid}").json()["row_version"]
-    r = client.patch(f"{API}/records/{rid}", json={"metadata": {"pages": 5}, "row_version": cur})
+    r = client.patch(f"{API}/records/{rid}", json={"metadata": {"pages": 5}, "expected_row_version": cur})
     assert r.status_code == 200 and r.json()["metadata"]["pages"] == 5
     r = client.patch(f"{API}/records/{rid}", json={"metadata": {"pages": "五"}})
     assert r.status_code == 422 and problem_codes(r) == {"pages": "WRONG_TYPE"}

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from dangan.errors import FieldProblem, ValidationFailed
 from dangan.services import records
@@ -33,7 +33,8 @@ class RecordUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metadata: dict[str, Any] = Field(description="要修改的著录项（字段代码 → 新值；空值表示删除）")
     reason: str = Field("", max_length=1000, description="修改原因（已归档档案必填）")
-    row_version: int | None = Field(None, description="读取时的 row_version；他人已修改时返回 409 STALE_VERSION")
+    row_version: int | None = Field(None, validation_alias=AliasChoices("row_version", "expected_row_version"),
+                                    description="读取时的 row_version（也可写作 expected_row_version）；他人已修改时返回 409 STALE_VERSION")
 
 
 class TransitionBody(BaseModel):

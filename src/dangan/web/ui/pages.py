@@ -221,7 +221,7 @@ def _detail(request: Request, dangan: Dangan, actor: Actor, record_id: int, *, n
                                                                     year=rec["year"])))
     for p in chain:
         crumbs.append((p["archival_code"] or p["title"][:20], f"/records/{p['id']}"))
-    crumbs.append((rec["archival_code"] or "未归档档案", None))
+    crumbs.append((rec["archival_code"] or (rec["title"][:24] + ("…" if len(rec["title"]) > 24 else "")), None))
     return render(request, "record.html", {
         "rec": rec, "cat": cat, "fields": fields, "extra": extra, "children": children, "chain": chain,
         "history": history, "notice": notice, "error": error, "crumbs": crumbs, "roles": ROLE_LABELS,

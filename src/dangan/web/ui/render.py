@@ -139,6 +139,21 @@ def doc_blocks(text: str) -> list[tuple[str, Markup]]:
     return blocks
 
 
+def domain_labels(spec: dict[str, Any]) -> dict[str, str]:
+    """Code → name for coded fields whose description reads like “01 会计凭证，02 会计账簿”."""
+    out: dict[str, str] = {}
+    for part in re.split(r"[，,；;]", spec.get("description") or ""):
+        m = re.fullmatch(r"\s*(\S+)\s+(.+?)\s*", part)
+        if m and m.group(1) in (spec.get("domain") or []):
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def enum_text(value: Any, spec: dict[str, Any]) -> str:
+    label = domain_labels(spec).get(str(value))
+    return f"{value} {label}" if label else show_value(value)
+
+
 def number(v: Any) -> str:
     try:
         return f"{int(v):,}"
@@ -156,7 +171,7 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.Undefined)
     env.filters.update(filesize=filesize, localtime=localtime, show=show_value, short_json=short_json, number=number,
-                       audit_detail=audit_detail, doc_blocks=doc_blocks)
+                       audit_detail=audit_detail, doc_blocks=doc_blocks, enum_text=enum_text)
     env.globals.update(query=query, NAV=NAV)
     return env
 
