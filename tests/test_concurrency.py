@@ -6,6 +6,7 @@ server workers or CLI runs would, waits at a barrier, then writes as fast as it 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import multiprocessing as mp
 import random
@@ -45,7 +46,7 @@ def _worker(data: str, db_url: str, wid: int, n: int, to_file: list[int], barrie
     codes: list[str] = []
     try:
         app = _open(data, db_url)
-        actor = Actor(f"writer{wid}", client_addr=f"10.0.0.{wid}")
+        actor = dataclasses.replace(Actor.admin(f"10.0.0.{wid}"), username=f"writer{wid}")
         barrier.wait(120)
         for i in range(n):
             body = f"第 {wid} 号进程的第 {i} 件".encode()

@@ -31,7 +31,7 @@ from dangan.services.records import RecordInput, create_record
 pytestmark = pytest.mark.slow
 
 INGEST = r"""
-import io, os, signal, sys
+import dataclasses, io, os, signal, sys
 from sqlalchemy import event
 from dangan.config import load_settings
 from dangan.db.models import Record
@@ -41,7 +41,7 @@ from dangan.services.records import RecordInput, create_record
 
 data, url, crash_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 app = Dangan(load_settings(data, database_url=url))
-actor = Actor("ingest", client_addr="batch")
+actor = dataclasses.replace(Actor.admin("batch"), username="ingest")
 done = 0
 
 def before_commit(session):
