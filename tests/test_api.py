@@ -562,3 +562,25 @@ def test_form_path_traversal_file_name_shown_next_to_file(client: TestClient, ap
     assert r.status_code == 422
     assert re.search(r'class="file-row has-error".*?文件名不能包含路径', r.text, re.S)
     assert total(client) == 0 and blobs(app) == []
+
+
+def test_dashboard_counts_are_trimmed_for_the_acting_user(app: Dangan, client: TestClient) -> None:
+    from dangan.services.context import Actor
+    from dangan.web.deps import current_actor
+
+    new_record(client)
+    new_record(client, metadata={**GOOD, "title": "涉密文件", "security_level": "秘密", "secrecy_period": "10年"})
+    web = create_app(app)
+    reader = Actor("reader1", "利用者", frozenset({"reader"}), "127.0.0.1", clearance="公开",
+                   grants=(("record.read", "all"),))
+    for a in (web, web.state.api):  # current_actor is the one place that decides who acts
+        a.dependency_overrides[current_actor] = lambda: reader
+    c = TestClient(web)
+    html = c.get("/").text
+    total_card = re.search(r'档案总数</span>\s*<span class="stat-value">(\d+)<', html)
+    assert total_card and total_card.group(1) == "1"
+    assert "审计日志仅对安全审计员开放" in html
+    r = c.get(f"{API}/audit/events")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "PERMISSION_DENIED"
+    r = c.get(f"{API}/fixity/runs")
+    assert r.status_code == 403

@@ -1,7 +1,9 @@
 """Read-only aggregates for the web pages: dashboard counts, a record's history, fixity runs.
 
-Plain queries returning plain data; no writes, no business rules. Callers that show records themselves
-(list_records, get_record) are audited there; these helpers only summarise.
+Plain queries returning plain data; no business rules. Counts and record lookups are trimmed with
+access.visible (a user never sees a count above their clearance or outside their scope); the audit trail
+and fixity runs need their permissions. Callers that show records themselves (list_records, get_record)
+are audited there; these helpers only summarise.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from sqlalchemy import and_, func, or_, select
 from dangan.db.models import AuditEvent, Category, File, FixityResult, FixityRun, Fonds, Record
 from dangan.domain.states import RecordState
 from dangan.services import audit
+from dangan.services.access import get_visible_record, require, visible
 from dangan.services.audit import event_view
 from dangan.services.context import Actor, Dangan
 from dangan.services.fixity import OUTCOME_LABELS as FIXITY_LABELS
@@ -28,7 +31,8 @@ def dashboard(app: Dangan, actor: Actor, *, recent: int = 8) -> dict[str, Any]:
         cats = s.execute(select(Category.id, Category.code, Category.name, Fonds.code)
                          .join(Fonds, Fonds.id == Category.fonds_id).order_by(Fonds.code, Category.id)).all()
         by_cat: dict[int, dict[str, int]] = {}
-        for cat_id, state, n in s.execute(select(Record.category_id, Record.state, func.count())
+        seen = visible(s, actor)
+        for cat_id, state, n in s.execute(select(Record.category_id, Record.state, func.count()).where(seen)
                                           .group_by(Record.category_id, Record.state)).all():
             by_cat.setdefault(cat_id, {})[state] = n
         categories = [{"id": cid, "code": code, "name": name, "fonds_code": fcode, "states": by_cat.get(cid, {}),
@@ -38,22 +42,28 @@ def dashboard(app: Dangan, actor: Actor, *, recent: int = 8) -> dict[str, Any]:
             for st, n in c["states"].items():
                 states[st] = states.get(st, 0) + n
         filed_by_year = [{"year": y, "count": n} for y, n in s.execute(
-            select(Record.year, func.count()).where(Record.state == RecordState.FILED.value, Record.year.is_not(None))
+            select(Record.year, func.count()).where(seen, Record.state == RecordState.FILED.value, Record.year.is_not(None))
             .group_by(Record.year).order_by(Record.year)).all()]
-        files, size = s.execute(select(func.count(File.id), func.coalesce(func.sum(File.size), 0))).one()
-        events = [event_view(e) for e in s.scalars(
-            select(AuditEvent).where(AuditEvent.action.not_in(READ_ACTIONS)).order_by(AuditEvent.seq.desc()).limit(recent))]
+        files, size = s.execute(select(func.count(File.id), func.coalesce(func.sum(File.size), 0))
+                                .join(Record, Record.id == File.record_id).where(seen)).one()
+        events = []
+        if actor.scope_for("audit.read"):
+            events = [event_view(e) for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.action.not_in(READ_ACTIONS)).order_by(AuditEvent.seq.desc())
+                .limit(recent))]
         fonds_count = s.scalar(select(func.count(Fonds.id)))
     return {
         "fonds": fonds_count, "categories": categories, "states": states,
         "records": sum(states.values()), "files": files, "bytes": int(size),
-        "filed_by_year": filed_by_year, "recent_events": events, "fixity": latest_fixity_run(app),
+        "filed_by_year": filed_by_year, "recent_events": events, "can_read_audit": bool(actor.scope_for("audit.read")),
+        "fixity": latest_fixity_run(app),
     }
 
 
-def record_history(app: Dangan, record_id: int, *, limit: int = 200) -> list[dict[str, Any]]:
-    """Audit events about one record and its files, newest first."""
+def record_history(app: Dangan, actor: Actor, record_id: int, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Audit events about one record and its files, newest first (for whoever may read the record)."""
     with app.read_sessions() as s:
+        get_visible_record(s, actor, record_id)
         file_ids = [str(i) for i in s.scalars(select(File.id).where(File.record_id == record_id))]
         cond = and_(AuditEvent.object_type == "record", AuditEvent.object_id == str(record_id))
         if file_ids:
@@ -67,7 +77,8 @@ def _run_view(r: FixityRun) -> dict[str, Any]:
             "finished": r.finished_at is not None, "ok": r.finished_at is not None and r.failed == 0}
 
 
-def fixity_runs(app: Dangan, *, limit: int = 20) -> list[dict[str, Any]]:
+def fixity_runs(app: Dangan, actor: Actor, *, limit: int = 20) -> list[dict[str, Any]]:
+    require(actor, "fixity.run")
     with app.read_sessions() as s:
         return [_run_view(r) for r in s.scalars(select(FixityRun).order_by(FixityRun.id.desc()).limit(limit))]
 
@@ -78,22 +89,27 @@ def latest_fixity_run(app: Dangan) -> dict[str, Any] | None:
         return _run_view(r) if r else None
 
 
-def fixity_failures(app: Dangan, run_id: int, *, limit: int = 500) -> list[dict[str, Any]]:
-    """The failed files of one run, with their record and 档号."""
+def fixity_failures(app: Dangan, actor: Actor, run_id: int, *, limit: int = 500) -> list[dict[str, Any]]:
+    """The failed files of one run, with their record and 档号 (titles only of records the actor may read)."""
+    require(actor, "fixity.run")
     with app.read_sessions() as s:
+        readable = set(s.scalars(select(Record.id).join(File, File.record_id == Record.id)
+                                 .join(FixityResult, FixityResult.file_id == File.id)
+                                 .where(FixityResult.run_id == run_id, visible(s, actor))))
         rows = s.execute(select(FixityResult, File.name, File.record_id, Record.archival_code, Record.title)
                          .join(File, File.id == FixityResult.file_id).join(Record, Record.id == File.record_id)
                          .where(FixityResult.run_id == run_id).order_by(FixityResult.id).limit(limit)).all()
-        return [{"file_id": fr.file_id, "name": name, "record_id": rid, "archival_code": code, "title": title,
+        return [{"file_id": fr.file_id, "name": name if rid in readable else "（无权查看）", "record_id": rid,
+                 "archival_code": code, "title": title if rid in readable else "（无权查看）",
                  "outcome": fr.outcome, "outcome_label": FIXITY_LABELS.get(fr.outcome, fr.outcome),
                  "expected": fr.expected, "found": fr.found} for fr, name, rid, code, title in rows]
 
 
 
-def record_brief(app: Dangan, record_id: int) -> dict[str, Any] | None:
+def record_brief(app: Dangan, actor: Actor, record_id: int) -> dict[str, Any] | None:
     """档号, 题名 and level of one record, for links and breadcrumbs (no files, not audited as a view)."""
     with app.read_sessions() as s:
-        r = s.get(Record, record_id)
+        r = s.scalar(select(Record).where(Record.id == record_id, visible(s, actor)))
         if r is None:
             return None
         return {"id": r.id, "archival_code": r.archival_code, "title": r.title, "level": r.level,
@@ -108,6 +124,7 @@ def list_audit_events(app: Dangan, actor: Actor, *, object_type: str | None = No
     audit.list_events(audit_the_view=True) passes object_type/object_id both as positional and as detail
     keywords to UnitOfWork.audit (TypeError); until that is fixed the view is recorded here.
     """
+    require(actor, "audit.read")
     filters = {"object_type": object_type, "object_id": object_id, "actor": actor_name, "action": action,
                "before_seq": before_seq}
     rows = audit.list_events(app, actor, object_type=object_type, object_id=object_id, actor_name=actor_name,

@@ -63,10 +63,12 @@ def fixity_job(job_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/fixity/runs", tags=["固化检测"], summary="最近的检测记录")
-def fixity_runs(limit: int = Query(20, ge=1, le=200), dangan: Dangan = Depends(get_dangan)) -> list[dict[str, Any]]:
-    return browse.fixity_runs(dangan, limit=limit)
+def fixity_runs(limit: int = Query(20, ge=1, le=200), dangan: Dangan = Depends(get_dangan),
+                actor: Actor = Depends(current_actor)) -> list[dict[str, Any]]:
+    return browse.fixity_runs(dangan, actor, limit=limit)
 
 
 @router.get("/fixity/runs/{run_id}/failures", tags=["固化检测"], summary="一次检测中未通过的文件")
-def fixity_failures(run_id: int, dangan: Dangan = Depends(get_dangan)) -> list[dict[str, Any]]:
-    return browse.fixity_failures(dangan, run_id)
+def fixity_failures(run_id: int, dangan: Dangan = Depends(get_dangan),
+                    actor: Actor = Depends(current_actor)) -> list[dict[str, Any]]:
+    return browse.fixity_failures(dangan, actor, run_id)

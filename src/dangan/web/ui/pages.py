@@ -206,12 +206,12 @@ def _detail(request: Request, dangan: Dangan, actor: Actor, record_id: int, *, n
     chain = []
     pid = rec["parent_id"]
     while pid:
-        p = browse.record_brief(dangan, pid)
+        p = browse.record_brief(dangan, actor, pid)
         if p is None:
             break
         chain.insert(0, p)
         pid = p["parent_id"]
-    history = browse.record_history(dangan, record_id)
+    history = browse.record_history(dangan, actor, record_id)
     crumbs: list[tuple[str, str | None]] = [
         ("首页", "/"), ("档案浏览", "/records"),
         (rec["category_name"], "/records" + records_query(fonds=rec["fonds_code"], category=rec["category_code"])),
@@ -441,10 +441,10 @@ def audit_verify(request: Request, form: FormData = Depends(form_data), dangan: 
 @router.get("/fixity", response_class=HTMLResponse)
 def fixity_page(request: Request, run: int | None = Query(None, ge=1), dangan: Dangan = Depends(get_dangan),
                 actor: Actor = Depends(current_actor)) -> Response:
-    runs = browse.fixity_runs(dangan, limit=15)
+    runs = browse.fixity_runs(dangan, actor, limit=15)
     job = request.app.state.jobs.get()
     shown = next((r for r in runs if r["id"] == run), None) if run else next((r for r in runs if r["finished"]), None)
-    failures = browse.fixity_failures(dangan, shown["id"]) if shown and shown["failed"] else []
+    failures = browse.fixity_failures(dangan, actor, shown["id"]) if shown and shown["failed"] else []
     return render(request, "fixity.html", {"runs": runs, "job": job.as_dict() if job else None, "shown": shown,
                                            "failures": failures, "crumbs": [("首页", "/"), ("固化检测", None)]},
                   active="fixity")
