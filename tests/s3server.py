@@ -81,6 +81,14 @@ def _unavailable(msg: str) -> None:
     pytest.skip(f"SeaweedFS S3 not available: {msg}")
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL the server if the test process dies without running its teardown."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def start_server(root: Path) -> S3Server:
     weed = weed_binary()
     if weed is None:
@@ -103,7 +111,7 @@ def start_server(root: Path) -> S3Server:
     ]
     log = (root / "weed.log").open("wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_die_with_parent)
     log.close()
     server = S3Server(f"http://127.0.0.1:{s3}", ACCESS_KEY, SECRET_KEY, root, proc)
     deadline = time.monotonic() + START_TIMEOUT
