@@ -72,9 +72,13 @@ def visible(session: Session, actor: Actor, action: str = "record.read") -> Colu
     return and_(*clauses)
 
 
-def get_visible_record(session: Session, actor: Actor, record_id: int, action: str = "record.read") -> Record:
-    """The record if the actor may act on it; otherwise exactly the error a missing record gives."""
-    rec = session.scalar(select(Record).where(Record.id == record_id, visible(session, actor, action)))
+def get_visible_record(session: Session, actor: Actor, record_id: int, action: str = "record.read", *,
+                       lock: bool = False) -> Record:
+    """The record if the actor may act on it; otherwise exactly the error a missing record gives.
+
+    lock=True for read-then-write: on PostgreSQL two writers would otherwise both see the old state."""
+    q = select(Record).where(Record.id == record_id, visible(session, actor, action))
+    rec = session.scalar(q.with_for_update() if lock else q)
     if rec is None:
         err = NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
         if session.scalar(select(Record.id).where(Record.id == record_id)) is not None:

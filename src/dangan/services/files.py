@@ -18,6 +18,7 @@ from dangan.db.models import File, Record
 from dangan.domain.states import EDITABLE, RecordState
 from dangan.errors import Conflict, NotFound, Problems, StateError, ValidationFailed
 from dangan.formats.sniff import sniff, sniff_zip_names
+from dangan.services.access import get_visible_record, visible
 from dangan.services.context import Actor, Dangan, audited
 from dangan.services.views import ROLE_LABELS, file_view
 from dangan.storage import BlobInfo, BlobStore
@@ -131,15 +132,10 @@ def add_files(app: Dangan, actor: Actor, record_id: int, files: list[NewFile], r
     check_new_files(files, p)
     p.raise_if_any("文件有误，未保存任何内容")
     with app.read_sessions() as s:
-        rec = s.get(Record, record_id)
-        if rec is None:
-            raise NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
-        _check_can_add(rec, reason)
+        _check_can_add(get_visible_record(s, actor, record_id, "file.add"), reason)
     blobs = store_blobs(app, files)
     with app.uow(actor, "file.add", "record", str(record_id)) as uow:
-        rec = uow.session.get(Record, record_id, with_for_update=True)
-        if rec is None:
-            raise NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
+        rec = get_visible_record(uow.session, actor, record_id, "file.add", lock=True)
         _check_can_add(rec, reason)
         rows = add_rows(uow.session, app.store, rec, files, blobs, actor, reason)
         for f in rows:
@@ -162,9 +158,7 @@ def _check_can_add(rec: Record, reason: str) -> None:
 def remove_file(app: Dangan, actor: Actor, file_id: int) -> None:
     """Remove a component before filing. Filed content is never removed (only by approved disposition)."""
     with app.uow(actor, "file.remove", "file", str(file_id)) as uow:
-        f = uow.session.get(File, file_id)
-        if f is None:
-            raise NotFound(f"电子文件 {file_id} 不存在", code="FILE_NOT_FOUND")
+        f = visible_file(uow.session, actor, file_id, "file.add")
         state = RecordState(f.record.state)
         if state not in EDITABLE:
             raise StateError(f"档案已{state.label}，其电子文件不可删除（只能经鉴定销毁程序处置）", code="FILE_WRITE_ONCE")
@@ -174,18 +168,13 @@ def remove_file(app: Dangan, actor: Actor, file_id: int) -> None:
 
 def get_file(app: Dangan, actor: Actor, file_id: int) -> dict[str, Any]:
     with app.read_sessions() as s:
-        f = s.get(File, file_id)
-        if f is None:
-            raise NotFound(f"电子文件 {file_id} 不存在", code="FILE_NOT_FOUND")
-        return file_view(f)
+        return file_view(visible_file(s, actor, file_id, "record.read"))
 
 
 def open_file(app: Dangan, actor: Actor, file_id: int) -> tuple[dict[str, Any], BinaryIO]:
     """Open a file's content for streaming, after auditing the download."""
     with app.uow(actor, "file.download", "file", str(file_id)) as uow:
-        f = uow.session.get(File, file_id)
-        if f is None:
-            raise NotFound(f"电子文件 {file_id} 不存在", code="FILE_NOT_FOUND")
+        f = visible_file(uow.session, actor, file_id, "file.download")
         view = file_view(f)
         uow.audit("file.download", "file", f.id, record_id=f.record_id, name=f.name)
     return view, app.store.open(view["storage_key"])
@@ -193,9 +182,20 @@ def open_file(app: Dangan, actor: Actor, file_id: int) -> tuple[dict[str, Any], 
 
 def list_files(app: Dangan, actor: Actor, record_id: int) -> list[dict[str, Any]]:
     with app.read_sessions() as s:
-        if s.get(Record, record_id) is None:
-            raise NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
+        get_visible_record(s, actor, record_id, "record.read")
         return [file_view(f) for f in s.scalars(select(File).where(File.record_id == record_id).order_by(File.sequence))]
+
+
+def visible_file(session: Session, actor: Actor, file_id: int, action: str) -> File:
+    """A file whose record the actor may act on; a hidden file answers exactly like a missing one."""
+    f = session.scalar(select(File).join(Record, Record.id == File.record_id)
+                       .where(File.id == file_id, visible(session, actor, action)))
+    if f is None:
+        err = NotFound(f"电子文件 {file_id} 不存在", code="FILE_NOT_FOUND")
+        if session.scalar(select(File.id).where(File.id == file_id)) is not None:
+            err.audit_outcome = "denied"  # type: ignore[attr-defined]
+        raise err
+    return f
 
 
 def guess_media_type(name: str, declared: str | None, head: bytes = b"") -> str:

@@ -12,12 +12,14 @@ from sqlalchemy import Select, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from dangan.db.models import Category, Department, File, Record, utcnow
+from dangan.domain.access import visible_levels, within_ceiling
 from dangan.domain.archival_code import CodeTemplate
 from dangan.domain.presets import ARRANGEMENTS
 from dangan.domain.retention import parse_retention
 from dangan.domain.schema import MetadataSchema
 from dangan.domain.states import EDITABLE, TRANSITIONS, RecordState, parse_state
-from dangan.errors import NotFound, Problems, StateError, ValidationFailed
+from dangan.errors import Conflict, NotFound, PermissionDenied, Problems, StateError, ValidationFailed
+from dangan.services.access import get_visible_record, require, security_settings, visible
 from dangan.services.categories import get_category
 from dangan.services.context import Actor, Dangan, audited
 from dangan.services.files import NewFile, add_rows, check_new_files, store_blobs
@@ -143,6 +145,39 @@ def _check_input(inp: RecordInput, files: list[NewFile], p: Problems) -> RecordS
     return state
 
 
+def check_create_scope(session: Session, actor: Actor, cat: Category, dept: Department | None, state: RecordState,
+                       meta: dict[str, Any], p: Problems) -> None:
+    """May this actor register this record? Department scope, token limits, filing right, 密级 and ceiling."""
+    scope = require(actor, "record.create")
+    if state == RecordState.FILED:
+        require(actor, "record.file")
+    if scope in ("department", "department_prefiling") and (dept is None or dept.id not in actor.department_ids):
+        raise _denied("只能为本部门著录档案，请选择本部门")
+    cats, depts = actor.token_limits("categories"), actor.token_limits("departments")
+    if cats is not None and cat.code not in cats:
+        raise _denied(f"该接口令牌不能向门类 {cat.code} 提交档案")
+    if depts is not None and (dept is None or dept.code not in depts):
+        raise _denied("该接口令牌不能为此机构提交档案")
+    _check_level(session, actor, meta.get("security_level"), p)
+
+
+def _check_level(session: Session, actor: Actor, level: str | None, p: Problems) -> None:
+    """A record's 密级 must be within the deployment ceiling and the actor's own clearance."""
+    if level and not actor.superuser:
+        sec = security_settings(session)
+        levels = tuple(sec["levels"])
+        if not within_ceiling(level, sec["ceiling"], levels):
+            p.add("security_level", "ABOVE_CEILING", f"本系统最高只能存储“{sec['ceiling']}”级档案，不能接收“{level}”级档案", "密级", level)
+        elif level not in visible_levels(actor.clearance, levels, sec["ceiling"]):
+            p.add("security_level", "ABOVE_CLEARANCE", f"不能著录高于本人密级（{actor.clearance}）的档案", "密级", level)
+
+
+def _denied(message: str) -> PermissionDenied:
+    err = PermissionDenied(message, code="PERMISSION_DENIED")
+    err.audit_outcome = "denied"  # type: ignore[attr-defined]
+    return err
+
+
 @audited("record.create", "record")
 def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFile] | None = None) -> dict[str, Any]:
     """Register a record with its files. Everything is validated before any write; blobs go first, then rows."""
@@ -150,13 +185,18 @@ def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFi
     p = Problems()
     state = _check_input(inp, files, p)
     with app.read_sessions() as s:
-        _fonds, cat, _dept, _parent = _resolve(s, inp, p)
+        _fonds, cat, dept, parent = _resolve(s, inp, p)
         if cat is not None:
             meta, mp = _schema(cat, inp.level).validate(inp.metadata)
             p.items.extend(mp.items)
+            check_create_scope(s, actor, cat, dept, state, meta, p)
+        if parent is not None and s.scalar(select(Record.id).where(Record.id == parent.id, visible(s, actor))) is None:
+            p.add("parent_id", "NOT_FOUND", f"上级档案 {parent.id} 不存在", "上级")
         if inp.sender_ref:
             existing = s.scalar(select(Record).where(Record.sender_ref == inp.sender_ref))
             if existing is not None and not p:
+                if s.scalar(select(Record.id).where(Record.id == existing.id, visible(s, actor))) is None:
+                    raise Conflict("来源系统标识已被使用，请换用新的标识", code="SENDER_REF_USED")
                 return record_view(existing, files=True)  # idempotent retry by the sender's identifier
     p.raise_if_any("著录数据有误，未保存任何内容，请按提示逐项修改")
     blobs = store_blobs(app, files)
@@ -184,26 +224,19 @@ def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFi
         return record_view(rec, files=True)
 
 
-def get_record_row(session: Session, record_id: int, *, lock: bool = False) -> Record:
-    # lock=True for read-then-write: on PostgreSQL two writers would otherwise both see the old state
-    rec = session.get(Record, record_id, with_for_update=lock)
-    if rec is None:
-        raise NotFound(f"档案 {record_id} 不存在", code="RECORD_NOT_FOUND")
-    return rec
-
-
 def get_record(app: Dangan, actor: Actor, record_id: int) -> dict[str, Any]:
     with app.uow(actor, "record.view", "record", str(record_id)) as uow:
-        rec = get_record_row(uow.session, record_id)
+        rec = get_visible_record(uow.session, actor, record_id, "record.read")
         uow.audit("record.view", "record", rec.id, archival_code=rec.archival_code)
         view = record_view(rec, files=True)
-        view["children_count"] = uow.session.scalar(select(func.count()).where(Record.parent_id == rec.id))
+        view["children_count"] = uow.session.scalar(select(func.count()).where(Record.parent_id == rec.id,
+                                                                                visible(uow.session, actor)))
         return view
 
 
 def find_by_code(app: Dangan, actor: Actor, archival_code: str) -> dict[str, Any]:
     with app.read_sessions() as s:
-        rid = s.scalar(select(Record.id).where(Record.archival_code == archival_code.strip()))
+        rid = s.scalar(select(Record.id).where(Record.archival_code == archival_code.strip(), visible(s, actor)))
     if rid is None:
         raise NotFound(f"档号 {archival_code} 不存在", code="RECORD_NOT_FOUND")
     return get_record(app, actor, rid)
@@ -214,7 +247,7 @@ def update_record(app: Dangan, actor: Actor, record_id: int, changes: dict[str, 
     """Change metadata. Before filing: free. After filing: a reason is required and 档号 parts are locked."""
     with app.uow(actor, "record.update", "record", str(record_id)) as uow:
         s = uow.session
-        rec = get_record_row(s, record_id, lock=True)
+        rec = get_visible_record(s, actor, record_id, "record.update", lock=True)
         if expected_version is not None and rec.row_version != expected_version:
             raise StateError("该档案已被他人修改，请刷新后重新编辑", code="STALE_VERSION")
         state = RecordState(rec.state)
@@ -234,6 +267,7 @@ def update_record(app: Dangan, actor: Actor, record_id: int, changes: dict[str, 
         merged = {k: v for k, v in merged.items() if v is not None and v != ""}
         meta, mp = schema.validate(merged)
         p.items.extend(mp.items)
+        _check_level(s, actor, meta.get("security_level"), p)
         p.raise_if_any("修改内容有误，未保存，请按提示逐项修改")
         before = {k: rec.meta.get(k) for k in set(changes) | set(meta) if rec.meta.get(k) != meta.get(k)}
         after = {k: meta.get(k) for k in before}
@@ -252,7 +286,8 @@ def transition(app: Dangan, actor: Actor, record_id: int, to: str, reason: str =
               RecordState.FILED: "record.file"}.get(target, "record.transition")
     with app.uow(actor, action, "record", str(record_id)) as uow:
         s = uow.session
-        rec = get_record_row(s, record_id, lock=True)
+        needed = "record.submit" if target == RecordState.PENDING else "record.file"
+        rec = get_visible_record(s, actor, record_id, needed, lock=True)
         current = RecordState(rec.state)
         if (current, target) not in TRANSITIONS:
             raise StateError(f"档案当前为“{current.label}”，不能变为“{target.label}”", code="INVALID_TRANSITION")
@@ -283,8 +318,9 @@ class RecordFilter:
     security_level: str | None = None
 
 
-def _filtered(s: Session, flt: RecordFilter) -> Select[Any]:
-    q = select(Record)
+def _filtered(s: Session, flt: RecordFilter, actor: Actor) -> Select[Any]:
+    """The filter as SQL, always with the actor's security trimming inside the same WHERE."""
+    q = select(Record).where(visible(s, actor))
     if flt.fonds:
         f = get_fonds(s, flt.fonds)
         q = q.where(Record.fonds_id == f.id)
@@ -344,7 +380,7 @@ def list_records(app: Dangan, actor: Actor, flt: RecordFilter, *, limit: int = 5
         raise ValidationFailed(f"排序方式“{sort}”无效，可选：{'、'.join(SORTS)}", code="BAD_SORT")
     limit = max(1, min(int(limit), 500))
     with app.read_sessions() as s:
-        base = _filtered(s, flt)
+        base = _filtered(s, flt, actor)
         total = s.scalar(select(func.count()).select_from(base.subquery()))
         if sort == "code":
             k1 = func.coalesce(Record.archival_code, "\uffff")
@@ -379,7 +415,7 @@ def facets(app: Dangan, actor: Actor, flt: RecordFilter) -> dict[str, list[dict[
     """Counts for the browse tree: by category, year, retention period, department and state."""
     out: dict[str, list[dict[str, Any]]] = {}
     with app.read_sessions() as s:
-        sub = _filtered(s, flt).subquery()
+        sub = _filtered(s, flt, actor).subquery()
         for name, col in (("category_id", sub.c.category_id), ("year", sub.c.year),
                           ("retention_period", sub.c.retention_period), ("department_id", sub.c.department_id),
                           ("state", sub.c.state)):
