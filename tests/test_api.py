@@ -437,6 +437,7 @@ def test_fixity_check_finds_an_altered_file(client: TestClient, app: Dangan) -> 
     assert runs[0]["failed"] == 1 and runs[1]["ok"] is True
     fails = client.get(f"{API}/fixity/runs/{runs[0]['id']}/failures").json()
     assert fails[0]["file_id"] == f["id"] and fails[0]["outcome_label"] == "被篡改"
+    assert fails[0]["expected"]["sha256"] == f["sha256"] and fails[0]["found"]["size"] == len(PDF)
     page = client.get("/fixity")
     assert "1 个电子文件未通过检测" in page.text and "被篡改" in page.text
 

@@ -42,7 +42,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Dangan]]:
     _need_browser()
     import uvicorn
 
@@ -63,11 +63,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", app
     finally:
         srv.should_exit = True
         t.join(10)
         app.close()
+
+
+@pytest.fixture(scope="module")
+def server(served: tuple[str, Dangan]) -> str:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +230,7 @@ def test_xss_title_is_shown_as_text(page, server: str) -> None:  # type: ignore[
     assert page.locator("main script").count() == 0
 
 
-def test_audit_verify_and_fixity_progress(page) -> None:  # type: ignore[no-untyped-def]
+def test_audit_verify_and_fixity_progress(page, served: tuple[str, Dangan]) -> None:  # type: ignore[no-untyped-def]
     page.goto("/audit")
     assert page.locator("table.audit tbody tr").count() == 50
     page.click("#verify-btn")
@@ -242,9 +247,24 @@ def test_audit_verify_and_fixity_progress(page) -> None:  # type: ignore[no-unty
     assert "均与归档时一致" in page.locator(".alert.ok").inner_text()
     shot(page, "12-fixity")
 
+    # alter one stored file behind the archive's back: the next check names it
+    info = page.request.get("/api/v1/files/1").json()
+    blob = served[1].store.root / info["storage_key"]  # type: ignore[attr-defined]
+    original = blob.read_bytes()
+    blob.chmod(0o644)
+    blob.write_bytes(original[:-10])
+    try:
+        page.click("#start-fixity")
+        page.wait_for_selector(".alert.bad", timeout=20000)
+        assert "1 个电子文件未通过检测" in page.locator(".alert.bad").inner_text()
+        assert page.locator("table >> text=截断").count() >= 1
+        shot(page, "13-fixity-failure")
+    finally:
+        blob.write_bytes(original)
+
 
 def test_missing_pages_are_friendly(page) -> None:  # type: ignore[no-untyped-def]
     page.goto("/records/999999")
     assert page.locator("h1").inner_text() == "未找到"
     assert "档案 999999 不存在" in page.locator(".lead").inner_text()
-    shot(page, "13-not-found")
+    shot(page, "14-not-found")

@@ -8,6 +8,8 @@ are audited there; these helpers only summarise.
 
 from __future__ import annotations
 
+import ast
+import json
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -102,7 +104,20 @@ def fixity_failures(app: Dangan, actor: Actor, run_id: int, *, limit: int = 500)
         return [{"file_id": fr.file_id, "name": name if rid in readable else "（无权查看）", "record_id": rid,
                  "archival_code": code, "title": title if rid in readable else "（无权查看）",
                  "outcome": fr.outcome, "outcome_label": FIXITY_LABELS.get(fr.outcome, fr.outcome),
-                 "expected": fr.expected, "found": fr.found} for fr, name, rid, code, title in rows]
+                 "expected": _stored_dict(fr.expected), "found": _stored_dict(fr.found)}
+                for fr, name, rid, code, title in rows]
+
+
+def _stored_dict(text: str) -> dict[str, Any]:
+    """fixity stores expected/found as str(dict); read it back as data (JSON accepted too)."""
+    try:
+        v = json.loads(text)
+    except ValueError:
+        try:
+            v = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return {"raw": text}
+    return v if isinstance(v, dict) else {"raw": text}
 
 
 
