@@ -196,6 +196,10 @@ def list_events(app: Any, actor: Any, *, object_type: str | None = None, object_
                 actor_name: str | None = None, action: str | None = None, before_seq: int | None = None,
                 limit: int = 100, audit_the_view: bool = True) -> list[dict[str, Any]]:
     """Newest first, filtered; reading the trail is itself audited (the identity issue restricts who may)."""
+    from dangan.services.access import require
+
+    if audit_the_view:
+        _guard(app, actor, "audit.read", require)
     limit = max(1, min(int(limit), 1000))
     with app.read_sessions() as s:
         q = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
@@ -212,15 +216,30 @@ def list_events(app: Any, actor: Any, *, object_type: str | None = None, object_
         rows = [event_view(e) for e in s.scalars(q)]
     if audit_the_view:
         with app.uow(actor) as uow:
-            uow.audit("audit.view", "audit", "", object_type=object_type or "", object_id=object_id or "",
-                      returned=len(rows))
+            uow.audit("audit.view", "audit", "", filter_object_type=object_type or "", filter_object_id=object_id or "",
+                      filter_actor=actor_name or "", filter_action=action or "", returned=len(rows))
     return rows
 
 
 def verify(app: Any, actor: Any) -> VerifyReport:
     """Verify the whole chain, then record that it was verified (and the outcome) as a new entry."""
+    from dangan.services.access import require
+
+    _guard(app, actor, "audit.verify", require)
     with app.read_sessions() as s:
         rep = verify_chain(s)
     with app.uow(actor) as uow:
         uow.audit("audit.verify", "audit", "", ok=rep.ok, checked=rep.checked, problems=len(rep.problems))
     return rep
+
+
+def _guard(app: Any, actor: Any, action: str, require: Any) -> None:
+    """Check the right; a refusal is itself audited (denied), then raised."""
+    from dangan.errors import DanganError
+    from dangan.services.context import record_failure
+
+    try:
+        require(actor, action)
+    except DanganError as e:
+        record_failure(app, actor, action, "audit", "", e)
+        raise

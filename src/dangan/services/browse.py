@@ -8,7 +8,6 @@ are audited there; these helpers only summarise.
 
 from __future__ import annotations
 
-import ast
 import json
 from typing import Any
 
@@ -109,16 +108,11 @@ def fixity_failures(app: Dangan, actor: Actor, run_id: int, *, limit: int = 500)
 
 
 def _stored_dict(text: str) -> dict[str, Any]:
-    """fixity stores expected/found as str(dict); read it back as data (JSON accepted too)."""
     try:
         v = json.loads(text)
     except ValueError:
-        try:
-            v = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            return {"raw": text}
+        return {"raw": text}
     return v if isinstance(v, dict) else {"raw": text}
-
 
 
 def record_brief(app: Dangan, actor: Actor, record_id: int) -> dict[str, Any] | None:
@@ -134,16 +128,6 @@ def record_brief(app: Dangan, actor: Actor, record_id: int) -> dict[str, Any] | 
 def list_audit_events(app: Dangan, actor: Actor, *, object_type: str | None = None, object_id: str | None = None,
                       actor_name: str | None = None, action: str | None = None, before_seq: int | None = None,
                       limit: int = 100) -> list[dict[str, Any]]:
-    """audit.list_events, with the reading of the trail audited here.
-
-    audit.list_events(audit_the_view=True) passes object_type/object_id both as positional and as detail
-    keywords to UnitOfWork.audit (TypeError); until that is fixed the view is recorded here.
-    """
-    require(actor, "audit.read")
-    filters = {"object_type": object_type, "object_id": object_id, "actor": actor_name, "action": action,
-               "before_seq": before_seq}
-    rows = audit.list_events(app, actor, object_type=object_type, object_id=object_id, actor_name=actor_name,
-                             action=action, before_seq=before_seq, limit=limit, audit_the_view=False)
-    with app.uow(actor) as uow:
-        uow.audit("audit.view", "audit", "", filter={k: v for k, v in filters.items() if v}, returned=len(rows))
-    return rows
+    """audit.list_events (which checks the right and records the reading of the trail)."""
+    return audit.list_events(app, actor, object_type=object_type, object_id=object_id, actor_name=actor_name,
+                             action=action, before_seq=before_seq, limit=limit)

@@ -12,6 +12,7 @@ from dangan.domain.archival_code import CodeTemplate
 from dangan.domain.presets import ARRANGEMENTS, CATEGORY_PRESETS, category_preset
 from dangan.domain.schema import MetadataSchema
 from dangan.errors import Conflict, NotFound, Problems, ValidationFailed
+from dangan.services.access import require
 from dangan.services.context import Actor, Dangan
 from dangan.services.fonds import get_fonds
 from dangan.services.views import category_view
@@ -82,6 +83,7 @@ def create_category(
     check_definition(definition)
     code = definition["code"].upper()
     with app.uow(actor, "category.create", "category", code) as uow:
+        require(actor, "fonds.manage")
         f = get_fonds(uow.session, fonds)
         if uow.session.scalar(select(Category.id).where(Category.fonds_id == f.id, Category.code == code)):
             raise Conflict(f"全宗 {f.code} 已有门类 {code}", code="CATEGORY_EXISTS")

@@ -176,8 +176,9 @@ def open_file(app: Dangan, actor: Actor, file_id: int) -> tuple[dict[str, Any], 
     with app.uow(actor, "file.download", "file", str(file_id)) as uow:
         f = visible_file(uow.session, actor, file_id, "file.download")
         view = file_view(f)
+        fh = app.store.open(view["storage_key"])  # a missing blob fails here and is audited as a failure
         uow.audit("file.download", "file", f.id, record_id=f.record_id, name=f.name)
-    return view, app.store.open(view["storage_key"])
+    return view, fh
 
 
 def list_files(app: Dangan, actor: Actor, record_id: int) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from dangan.db.models import File, FixityResult, FixityRun, Record, utcnow
 from dangan.errors import StorageError
+from dangan.services.access import require
 from dangan.services.context import Actor, Dangan
 from dangan.storage.hashing import DualDigest
 
@@ -74,7 +76,8 @@ def verify_blob(app: Dangan, key: str, size: int, sha256: str, sm3: str) -> tupl
 def check(app: Dangan, actor: Actor, *, record_id: int | None = None,
           progress: Callable[[int, int, int], None] | None = None, batch: int = 500) -> FixityReport:
     """Verify all files (or one record's) in bounded batches; store the run and every failure; audit it."""
-    with app.uow(actor) as uow:
+    with app.uow(actor, "fixity.check", "fixity_run") as uow:
+        require(actor, "fixity.run")
         run = FixityRun(actor=actor.username)
         uow.session.add(run)
         uow.session.flush()
@@ -116,7 +119,8 @@ def check(app: Dangan, actor: Actor, *, record_id: int | None = None,
         run.finished_at, run.checked, run.failed, run.bytes_read = utcnow(), rep.checked, len(rep.findings), rep.bytes_read
         for fd in rep.findings:
             uow.session.add(FixityResult(run_id=run_id, file_id=fd.file_id, outcome=fd.outcome,
-                                         expected=str(fd.expected), found=str(fd.found)))
+                                         expected=json.dumps(fd.expected, ensure_ascii=False),
+                                         found=json.dumps(fd.found, ensure_ascii=False)))
         uow.audit("fixity.check", "fixity_run", run_id, checked=rep.checked, failed=len(rep.findings),
                   outcome="ok" if rep.ok else "drift",
                   failures=[{"file_id": fd.file_id, "outcome": fd.outcome} for fd in rep.findings[:100]])

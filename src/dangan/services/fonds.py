@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from dangan.db.models import Department, Fonds
 from dangan.errors import Conflict, NotFound, Problems
+from dangan.services.access import require
 from dangan.services.context import Actor, Dangan
 from dangan.services.views import department_view, fonds_view
 
@@ -37,6 +38,7 @@ def create_fonds(app: Dangan, actor: Actor, code: str, name: str, unit: str = ""
         p.add("name", "TOO_LONG", "全宗名称不能超过 200 个字符", "全宗名称")
     p.raise_if_any()
     with app.uow(actor, "fonds.create", "fonds", code) as uow:
+        require(actor, "fonds.manage")
         if uow.session.scalar(select(Fonds.id).where(Fonds.code == code)):
             raise Conflict(f"全宗号 {code} 已存在", code="FONDS_EXISTS")
         f = Fonds(code=code, name=name.strip(), unit=(unit or name).strip(), description=description)
@@ -64,6 +66,8 @@ def create_department(
         p.add("name", "INVALID_CHARACTERS", "机构名称会用于档号，不能包含“-”或“·”", "机构名称")
     p.raise_if_any()
     with app.uow(actor, "department.create", "department", code) as uow:
+        if actor.scope_for("user.manage") is None:
+            require(actor, "fonds.manage")
         f = get_fonds(uow.session, fonds)
         if uow.session.scalar(select(Department.id).where(Department.fonds_id == f.id, Department.code == code)):
             raise Conflict(f"全宗 {f.code} 已有机构代码 {code}", code="DEPARTMENT_EXISTS")

@@ -4,19 +4,24 @@
 record, one audit-chain append per record, a dozen lookups of the same fonds/category/department. Here a
 batch of items shares all of that, while keeping every rule of `create_record`:
 
-- every item of a batch is validated (the same `_check_input`, `_resolve` and schema validation as
-  `create_record`, and the 档号 parts are checked) before anything of the batch is written;
+- every item of a batch is validated (the same `_check_input`, `_resolve`, schema validation and
+  `check_create_scope` rights check as `create_record`, and the 档号 parts are checked) before anything of the
+  batch is written;
 - the blobs of the valid items are written first (content-addressed, fsynced, several at a time),
-  then the rows of the whole batch are inserted in ONE transaction, with the same audit events as
-  `create_record` (``record.create``, then ``record.file`` for records created as filed) and a
-  ``record.create`` failure event for each refused item;
+  then the rows of the whole batch are inserted in ONE transaction, with one ``record.create`` audit event per
+  record (its detail carries the 档号 and state when it is created as filed, where `create_record` writes a
+  second ``record.file`` event) and one ``record.create`` failure (or denied) event per refused item;
 - archival codes come from `numbering.allocate` inside that transaction: gapless, in item order;
 - a record with a `sender_ref` that already exists is not created again (idempotent retry).
 
 Failure policy: an invalid item is reported with its problems, field by field, and nothing of it is
 written; the other items go on (``stop_on_error=True`` stops instead: the items before the first failure
-are written, nothing after it is read). A crash at any point leaves at most unreferenced blobs (removed by
+are written, nothing after it). A crash at any point leaves at most unreferenced blobs (removed by
 ``storage sweep``), never a row without its content, and never a half-written batch.
+
+Speed: the blobs of batch k+1 are written by a thread pool while the rows of batch k are inserted. Items in
+archival-code order (as archives are handed over) touch one or two classes per batch; every class in a
+batch costs one `numbering.allocate` call plus one counter step.
 
 Memory stays flat: items are pulled from the iterable one batch at a time; the report keeps counts and
 only the first `MAX_KEPT_FAILURES` failures (pass `on_item` to see every result).
@@ -50,7 +55,8 @@ from dangan.errors import (
     ValidationFailed,
 )
 from dangan.services import audit
-from dangan.services.context import Actor, Dangan
+from dangan.services.access import require, visible
+from dangan.services.context import Actor, Dangan, audited
 from dangan.services.files import NewFile, identify
 from dangan.services.numbering import allocate
 from dangan.services.records import (
@@ -61,6 +67,7 @@ from dangan.services.records import (
     _resolve,
     _schema,
     _template,
+    check_create_scope,
 )
 from dangan.storage import BlobInfo
 
@@ -146,6 +153,7 @@ class _Item:
         return self.failure is None and self.existing is None and self.same_as is None
 
 
+@audited("record.create", "record")
 def ingest_batch(
     app: Dangan,
     actor: Actor,
@@ -167,6 +175,7 @@ def ingest_batch(
     """
     if batch_size < 1:
         raise ValidationFailed("批次大小必须大于 0", code="BAD_BATCH_SIZE")
+    require(actor, "record.create")  # each item is then checked as create_record checks it (scope, 密级, token)
     report = IngestReport()
     it: Iterator[tuple[RecordInput, list[NewFile]]] = iter(items)
     index = 0
@@ -197,7 +206,7 @@ def ingest_batch(
             batch = [_Item(index + i, inp, list(files or [])) for i, (inp, files) in enumerate(chunk)]
             index += len(batch)
             del chunk
-            _validate(app, batch, in_flight.items if in_flight else [])
+            _validate(app, actor, batch, in_flight.items if in_flight else [])
             if stop_on_error:
                 batch = _until_first_failure(batch)
             submitted = _Batch(batch, _submit_blobs(app, pool, batch))
@@ -234,7 +243,7 @@ def _until_first_failure(batch: list[_Item]) -> list[_Item]:
 
 # -- validation: every item of the batch, before any write --------------------------------------------------
 
-def _validate(app: Dangan, batch: list[_Item], earlier: list[_Item]) -> None:
+def _validate(app: Dangan, actor: Actor, batch: list[_Item], earlier: list[_Item]) -> None:
     resolved: dict[tuple[Any, ...], tuple[Any, list[FieldProblem], DanganError | None]] = {}
     schemas: dict[tuple[int, str], MetadataSchema] = {}
     templates: dict[tuple[int, str], CodeTemplate] = {}
@@ -252,7 +261,12 @@ def _validate(app: Dangan, batch: list[_Item], earlier: list[_Item]) -> None:
             if key not in resolved:
                 rp = Problems()
                 try:
-                    resolved[key] = (_resolve(s, inp, rp), rp.items, None)
+                    found = _resolve(s, inp, rp)
+                    parent = found[3]
+                    if parent is not None and s.scalar(select(Record.id).where(Record.id == parent.id,
+                                                                               visible(s, actor))) is None:
+                        rp.add("parent_id", "NOT_FOUND", f"上级档案 {parent.id} 不存在", "上级")
+                    resolved[key] = (found, rp.items, None)
                 except DanganError as e:
                     resolved[key] = (None, [], e)
             found, problems, err = resolved[key]
@@ -268,6 +282,11 @@ def _validate(app: Dangan, batch: list[_Item], earlier: list[_Item]) -> None:
                     schemas[sk] = _schema(cat, inp.level)
                 meta, mp = schemas[sk].validate(inp.metadata)
                 p.items.extend(mp.items)
+                try:
+                    check_create_scope(s, actor, cat, dept, item.state, meta, p)
+                except DanganError as e:
+                    item.failure = e
+                    continue
             if p:
                 item.failure = ValidationFailed("著录数据有误，未保存任何内容，请按提示逐项修改",
                                                 message_en="validation failed", problems=p.items)
@@ -297,10 +316,10 @@ def _validate(app: Dangan, batch: list[_Item], earlier: list[_Item]) -> None:
                 "expiry_date": rec.expiry_date, "security_level": rec.security_level, "doc_number": rec.doc_number,
                 "responsible": rec.responsible, "meta": rec.meta, "sender_ref": inp.sender_ref,
             }
-        _find_existing(s, batch, earlier)
+        _find_existing(s, actor, batch, earlier)
 
 
-def _find_existing(s: Session, batch: list[_Item], earlier: Iterable[_Item] = ()) -> None:
+def _find_existing(s: Session, actor: Actor, batch: list[_Item], earlier: Iterable[_Item] = ()) -> None:
     """Idempotent retries: a valid item whose sender_ref is already stored (or earlier in this call) is not created."""
     first: dict[str, _Item] = {i.inp.sender_ref: i for i in earlier if i.to_write and i.inp.sender_ref}
     lookup: dict[str, _Item] = {}
@@ -315,8 +334,15 @@ def _find_existing(s: Session, batch: list[_Item], earlier: Iterable[_Item] = ()
         return
     rows = s.execute(select(Record.sender_ref, Record.id, Record.archival_code)
                      .where(Record.sender_ref.in_(list(lookup)))).all()
+    if not rows:
+        return
+    seen = set(s.scalars(select(Record.sender_ref).where(Record.sender_ref.in_([r[0] for r in rows]),
+                                                           visible(s, actor))))
     for ref, rid, code in rows:
-        lookup[ref].existing = (rid, code)
+        if ref in seen:
+            lookup[ref].existing = (rid, code)
+        else:  # someone else's record the actor may not see: answer as create_record does
+            lookup[ref].failure = Conflict("来源系统标识已被使用，请换用新的标识", code="SENDER_REF_USED")
 
 
 # -- blobs: before any row ----------------------------------------------------------------------------------
@@ -375,7 +401,7 @@ def _write(app: Dangan, actor: Actor, batch: list[_Item]) -> None:
         for item in batch:
             item.record_id = item.archival_code = None
         with app.read_sessions() as s:
-            _find_existing(s, [i for i in batch if i.to_write])
+            _find_existing(s, actor, [i for i in batch if i.to_write])
         for item in batch:
             if item.to_write:
                 try:
@@ -421,7 +447,7 @@ def _insert(app: Dangan, actor: Actor, batch: list[_Item]) -> None:
             if item.failure is not None:
                 e = item.failure
                 uow.events.append(audit.PendingEvent(
-                    "record.create", "record", "", "failure",
+                    "record.create", "record", "", getattr(e, "audit_outcome", "failure"),
                     {"code": e.code, "message": e.message[:500], "problems": [p.as_dict() for p in e.problems[:50]],
                      "item": item.index, "sender_ref": item.inp.sender_ref}))
             elif item.record_id is not None and item.to_write:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from dangan.db.models import File
+from dangan.services.access import require
 from dangan.services.context import Actor, Dangan
 
 
@@ -30,6 +31,8 @@ def sweep(app: Dangan, actor: Actor, *, dry_run: bool = False, grace_seconds: in
 
     The grace period protects uploads in flight: their blob is written before their row is committed.
     """
+    with app.uow(actor, "storage.sweep", "storage"):
+        require(actor, "storage.manage")
     grace = app.settings.sweep_grace_seconds if grace_seconds is None else grace_seconds
     cutoff = time.time() - grace
     rep = SweepReport(dry_run=dry_run)
