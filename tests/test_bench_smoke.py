@@ -168,3 +168,21 @@ def test_bench_ingest_tiny_runs(tmp_path):
                    "create_record one at a time", "RSS at 10%", "RSS at 50%", "RSS at 100%", "peak RSS"):
         assert figure in out, figure
     assert "check FAIL" not in out and "audit chain verifies" in out
+
+
+def test_each_item_is_checked_against_the_actors_rights(app, admin):
+    from test_identity import make_user
+
+    clerk = make_user(app, "clerk", ["clerk"], "内部", depts=["BGS"])  # may register pre-filing records of BGS only
+    items = [item(1, state="pre_filing"), item(2, state="pre_filing", department="CWK"), item(3, state="filed"),
+             item(4, state="pre_filing", meta={"security_level": "秘密", "secrecy_period": "10年"})]
+    rep = ingest_batch(app, clerk, items)
+    assert rep.created == 1 and rep.failed == 3
+    by_index = {f.index: f for f in rep.failures}
+    assert by_index[1].code == by_index[2].code == "PERMISSION_DENIED"
+    assert [(p.field, p.code) for p in by_index[3].problems] == [("security_level", "ABOVE_CLEARANCE")]
+    assert counts(app) == (1, 1)
+    with app.read_sessions() as s:
+        outcomes = s.scalars(select(AuditEvent.outcome).where(AuditEvent.action == "record.create",
+                                                              AuditEvent.actor == "clerk")).all()
+        assert sorted(outcomes) == ["denied", "denied", "failure", "success"]
