@@ -29,7 +29,7 @@ def admin() -> Actor:
 
 def make_app(data: Path, database_url: str | None = None, fonds: bool = True) -> Dangan:
     settings = load_settings(data, database_url=database_url)
-    init(settings, fonds_code="Z109" if fonds else None, fonds_name="示范市人民政府办公室")
+    init(settings, fonds_code="Z109" if fonds else None, fonds_name="示范市人民政府办公室", admin_accounts=False)
     app = Dangan(settings)
     if fonds:
         from dangan.services.fonds import create_department

@@ -131,9 +131,15 @@ def init(
     out.print(f"  存储：{res['storage']}")
     if res.get("fonds"):
         out.print(f"  新建全宗 {res['fonds']}（含预置门类 WS、KU、KJ、ZP、LX）")
+    if res.get("admins"):
+        out.print("[bold yellow]三员账号的初始密码（只显示这一次，首次登录须修改）：[/]")
+        for a in res["admins"]:
+            out.print(f"  {a['role']}  用户名 [bold]{a['username']}[/]  初始密码 [bold]{a['initial_password']}[/]")
     if res.get("demo"):
         d = res["demo"]
         out.print("  示例数据：" + (d.get("skipped") or "、".join(f"{k} {v} 件" for k, v in d["records"].items())))
+        if d.get("users"):
+            out.print(f"  演示账号（密码均为 {d['password']}）：" + "、".join(f"{u['username']}（{u['name']}）" for u in d["users"]))
     out.print("下一步：dangan serve 启动网页（http://127.0.0.1:8000）")
 
 

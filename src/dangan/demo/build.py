@@ -114,7 +114,64 @@ def build_demo(app: Dangan, actor: Actor, *, size: int = 300, progress: Callable
                           [NewFile(f"防汛演练{k:02d}.png", io.BytesIO(make_png(96, 64, k)))])
             counts["ZP"] += 1
     # one record returned to its department, with a reason, to show the workflow
-    return {"fonds": FONDS[0], "records": counts}
+    users = create_demo_users(app)
+    return {"fonds": FONDS[0], "records": counts, "users": users, "password": DEMO_PASSWORD}
+
+
+DEMO_PASSWORD = "Dangan@2026"
+# username, name, roles, clearance, departments
+DEMO_USERS = [
+    ("sysadmin", "系统管理员（演示）", ["sysadmin"], "公开", []),
+    ("secadmin", "安全保密管理员（演示）", ["secadmin"], "公开", []),
+    ("auditor", "安全审计员（演示）", ["auditor"], "公开", []),
+    ("head", "档案部门负责人 刘芳", ["records_head"], "机密", ["BGS"]),
+    ("dangan", "专职档案员 陈静", ["archivist"], "机密", ["BGS"]),
+    ("bgs", "兼职档案员 王明（办公室）", ["clerk"], "内部", ["BGS"]),
+    ("cwk", "兼职档案员 李娜（财务科）", ["clerk"], "内部", ["CWK"]),
+    ("leader", "分管领导 赵强", ["leader"], "机密", []),
+    ("reader", "利用者 孙磊", ["reader"], "公开", []),
+]
+
+
+def create_demo_users(app: Dangan) -> list[dict[str, Any]]:
+    """One account per role, all with the demo password (shown on the login page of a demo archive only)."""
+    from dangan.db.models import (
+        Department,
+        PasswordHistory,
+        Role,
+        SystemSetting,
+        User,
+        UserDepartment,
+        UserRole,
+        utcnow,
+    )
+    from dangan.services.identity import _hasher, ensure_builtin_roles
+
+    hashed = _hasher.hash(DEMO_PASSWORD)  # one hash for all: the same demo password, hashed once
+    out = []
+    with app.uow(Actor.system()) as uow:
+        s = uow.session
+        ensure_builtin_roles(s)
+        s.flush()
+        for username, name, roles, clearance, depts in DEMO_USERS:
+            if s.scalar(select(User.id).where(User.username == username)):
+                continue
+            u = User(username=username, display_name=name, password_hash=hashed, password_changed_at=utcnow(),
+                     must_change_password=False, clearance=clearance)
+            s.add(u)
+            s.flush()
+            s.add(PasswordHistory(user_id=u.id, password_hash=hashed))
+            for r in roles:
+                assert s.get(Role, r) is not None
+                s.add(UserRole(user_id=u.id, role_code=r, granted_by="system"))
+            for d in depts:
+                dept = s.scalar(select(Department).where(Department.code == d))
+                s.add(UserDepartment(user_id=u.id, department_id=dept.id))
+            uow.audit("user.create", "user", u.id, username=username, roles=roles, clearance=clearance, demo=True)
+            out.append({"username": username, "name": name, "roles": roles, "clearance": clearance})
+        s.merge(SystemSetting(key="demo", value={"password": DEMO_PASSWORD,
+                                                 "accounts": [{"username": u[0], "name": u[1]} for u in DEMO_USERS]}))
+    return out
 
 
 __all__ = ["build_demo", "transition"]

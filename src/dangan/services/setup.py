@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from sqlalchemy import select
@@ -16,7 +17,8 @@ from dangan.services.identity import ensure_builtin_roles
 
 
 def init(settings: Settings, *, fonds_code: str | None = None, fonds_name: str | None = None,
-         presets: list[str] | None = None, demo: bool = False, demo_size: int = 300) -> dict[str, Any]:
+         presets: list[str] | None = None, demo: bool = False, demo_size: int = 300,
+         admin_accounts: bool = True) -> dict[str, Any]:
     """Idempotent: running it again on an existing folder migrates and changes nothing else."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not settings.config_file.exists():
@@ -35,6 +37,8 @@ def init(settings: Settings, *, fonds_code: str | None = None, fonds_name: str |
                           storage=_redact(settings.effective_storage_url))
         result: dict[str, Any] = {"data": str(settings.data_dir), "database": _redact(settings.effective_database_url),
                                   "storage": _redact(settings.effective_storage_url), "created_admin": created_admin}
+        if admin_accounts and not demo:
+            result["admins"] = create_three_admins(app)
         if fonds_code:
             create_fonds(app, actor, fonds_code, fonds_name or fonds_code)
             for code in presets or list(CATEGORY_PRESETS):
@@ -56,3 +60,26 @@ def _redact(url: str) -> str:
         cred, host = rest.rsplit("@", 1)
         return f"{scheme}://{cred.split(':')[0]}:***@{host}" if ":" in cred else url
     return url
+
+
+def initial_password() -> str:
+    """A random initial password that meets the default policy (four character classes, 16+ characters)."""
+    return secrets.token_urlsafe(12) + "Aa1!"
+
+
+def create_three_admins(app: Dangan) -> list[dict[str, str]]:
+    """The 三员 accounts of a new installation, each with a one-time initial password (printed once)."""
+    from dangan.domain.access import ROLE_LABELS, THREE_ADMINS
+    from dangan.services.identity import assign_roles, create_user
+
+    out = []
+    with app.read_sessions() as s:
+        existing = set(s.scalars(select(User.username).where(User.username.in_(THREE_ADMINS))))
+    for code in THREE_ADMINS:
+        if code in existing:
+            continue
+        pw = initial_password()
+        create_user(app, Actor.system(), code, ROLE_LABELS[code], pw)
+        assign_roles(app, Actor.system(), code, [code])
+        out.append({"username": code, "role": ROLE_LABELS[code], "initial_password": pw})
+    return out
