@@ -1,7 +1,8 @@
 """件号 allocation and state transitions with 8 concurrent writer processes, on SQLite and PostgreSQL.
 
 Every process opens its own application (engine, pool, store) from the same data folder, as separate
-server workers or CLI runs would, waits at a barrier, then writes as fast as it can.
+server workers or CLI runs would, waits at a barrier, then writes as fast as it can. The processes are fresh
+(forkserver/spawn): nothing opened by the test is shared with them.
 """
 
 from __future__ import annotations
@@ -70,7 +71,15 @@ def _worker(data: str, db_url: str, wid: int, n: int, to_file: list[int], barrie
 
 
 def _run(data: str, db_url: str, to_file: list[int]) -> list[Any]:
-    ctx = mp.get_context("spawn")
+    # fresh processes that inherit no connection, lock or thread from the test: "forkserver" forks them from a
+    # clean server process that has imported dangan once (like "spawn", but 8 cold imports on a 2-core runner
+    # cost more than the test itself); "spawn" where forkserver does not exist
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["dangan.services.records", "dangan.services.files", "sqlalchemy", "psycopg",
+                                    __name__])
+    else:
+        ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(WRITERS)
     q = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(data, db_url, w, PER_WRITER, to_file, barrier, q))
