@@ -23,12 +23,14 @@ def data(tmp_path):
     return str(d)
 
 
-def run(data, *args):
-    return runner.invoke(cli, ["--data", data, *args])
+def run(data, *args, user="dangan", **env):
+    """As the demo 专职档案员 unless told otherwise (user=None: no login)."""
+    login = ["--user", user] if user else []
+    return runner.invoke(cli, ["--data", data, *login, *args], env={"DANGAN_PASSWORD": "Dangan@2026", **env})
 
 
-def js(data, *args):
-    r = run(data, *args, "--json")
+def js(data, *args, user="dangan"):
+    r = run(data, *args, "--json", user=user)
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)
 
@@ -43,11 +45,11 @@ def test_init_demo_and_queries(data):
     shown = js(data, "record", "show", filed[0]["archival_code"])
     assert shown["files"] and shown["files"][0]["sm3"]
     assert js(data, "category", "show", "KU")["levels"] == ["volume", "item"]
-    assert js(data, "storage", "info")["schema_revision"] == "0002"
+    assert js(data, "storage", "info", user=None)["schema_revision"] == "0002"
 
 
 def test_init_is_idempotent(data):
-    r = run(data, "init", "--demo")
+    r = run(data, "init", "--demo", user=None)
     assert r.exit_code == 0 and "已存在" in r.output
 
 
@@ -81,15 +83,15 @@ def test_user_mistakes_exit_1_with_chinese_message(data, tmp_path):
 
 
 def test_fixity_and_audit_verify_fail_loudly(data):
-    assert run(data, "fixity", "check").exit_code == 0
-    assert run(data, "audit", "verify").exit_code == 0
+    assert run(data, "fixity", "check", user=None).exit_code == 0
+    assert run(data, "audit", "verify", user="auditor").exit_code == 0
     rec = js(data, "record", "list", "--fonds", "Z109", "--category", "WS", "--state", "已归档", "--limit", "1")["items"][0]
     f = js(data, "record", "show", str(rec["id"]))["files"][0]
     p = os.path.join(data, "blobs", f["storage_key"])
     os.chmod(p, 0o644)
     with open(p, "ab") as fh:
         fh.write(b"tampered")
-    r = run(data, "fixity", "check", "--json")
+    r = run(data, "fixity", "check", "--json", user=None)
     assert r.exit_code == 1
     rep = json.loads(r.stdout)
     assert rep["findings"][0]["file_id"] == f["id"] and rep["findings"][0]["outcome"] == "altered"
@@ -99,11 +101,49 @@ def test_fixity_and_audit_verify_fail_loudly(data):
     with a.engine.begin() as c:
         c.execute(update(AuditEvent).where(AuditEvent.seq == 5).values(action="record.view"))
     a.close()
-    r = run(data, "audit", "verify")
+    r = run(data, "audit", "verify", user="auditor")
     assert r.exit_code == 1 and "第 5 条" in r.output
 
 
 def test_real_process_no_traceback(tmp_path):
-    env = {**os.environ, "DANGAN_DATA": str(tmp_path / "d")}
+    env = {**os.environ, "DANGAN_DATA": str(tmp_path / "d"), "DANGAN_USER": "x", "DANGAN_PASSWORD": "y"}
     p = subprocess.run([sys.executable, "-m", "dangan.cli", "record", "list"], capture_output=True, text=True, env=env)
     assert p.returncode == 1 and "Traceback" not in p.stderr and "dangan init" in p.stderr
+
+
+def test_no_back_door(data):
+    r = run(data, "record", "list", user=None)
+    assert r.exit_code == 1 and "--user" in r.output
+    r = run(data, "record", "list", user="dangan", DANGAN_PASSWORD="wrong")
+    assert r.exit_code == 1 and "用户名或密码错误" in r.output
+    # the 系统管理员 runs the system but reads no records; the 审计员 reads the trail, nobody else
+    assert js(data, "record", "list", user="sysadmin")["total"] == 0
+    assert run(data, "audit", "list", user="dangan").exit_code == 1
+    assert run(data, "audit", "list", user="auditor").exit_code == 0
+
+
+def test_reader_sees_fewer_records_than_archivist(data):
+    total = {u: js(data, "record", "list", user=u)["total"] for u in ("dangan", "reader", "bgs")}
+    assert total["dangan"] > total["reader"] and total["bgs"] < total["dangan"]
+
+
+def test_identity_commands(data):
+    r = run(data, "user", "create", "zhangsan", "张三", "--dept", "BGS", user="sysadmin", DANGAN_NEW_PASSWORD="Zhang#2026pw")
+    assert r.exit_code == 0, r.output
+    r = run(data, "role", "assign", "zhangsan", "sysadmin", "auditor", user="secadmin")
+    assert r.exit_code == 1 and "三员分立" in r.output
+    assert run(data, "role", "assign", "zhangsan", "archivist", user="secadmin").exit_code == 0
+    assert run(data, "role", "clearance", "zhangsan", "秘密", user="secadmin").exit_code == 0
+    assert run(data, "role", "assign", "zhangsan", "reader", user="sysadmin").exit_code == 1   # not the sysadmin's duty
+    users = {u["username"]: u for u in js(data, "user", "list", user="sysadmin")}
+    assert users["zhangsan"]["roles"] == ["archivist"] and users["zhangsan"]["clearance"] == "秘密"
+    r = run(data, "record", "list", user="zhangsan", DANGAN_PASSWORD="Zhang#2026pw")
+    assert r.exit_code == 0
+    t = js(data, "token", "create", "OA 系统", "--for", "bgs", "--allow", "record.create", "--category", "WS", user="sysadmin")
+    assert t["token"].startswith("dgn_")
+    listed = js(data, "token", "list", user="sysadmin")
+    assert "token" not in listed[0] and listed[0]["state"] == "active"
+    assert run(data, "token", "revoke", str(t["id"]), user="sysadmin").exit_code == 0
+    r = runner.invoke(cli, ["--data", data, "--token", t["token"], "record", "list"])
+    assert r.exit_code == 1 and "令牌" in r.output
+    assert js(data, "role", "matrix", user="secadmin")["three_admins"] == ["sysadmin", "secadmin", "auditor"]

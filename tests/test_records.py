@@ -20,6 +20,7 @@ from dangan.services.records import (
     update_record,
 )
 
+
 @pytest.fixture
 def app(any_app):
     """Every test here runs on SQLite and on PostgreSQL."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -42,8 +44,13 @@ file_app = typer.Typer(help="电子文件：添加、列出、导出", no_args_i
 fixity_app = typer.Typer(help="固化信息检测（SHA-256 与 SM3 复核）", no_args_is_help=True)
 audit_app = typer.Typer(help="审计日志：查看与校验（SM3 哈希链）", no_args_is_help=True)
 storage_app = typer.Typer(help="存储维护", no_args_is_help=True)
+user_app = typer.Typer(help="用户账号（系统管理员）与本人密码", no_args_is_help=True)
+dept_app = typer.Typer(help="机构（内设机构）", no_args_is_help=True)
+role_app = typer.Typer(help="角色、密级与权限矩阵（安全保密管理员）", no_args_is_help=True)
+token_app = typer.Typer(help="业务系统接口令牌（系统管理员）", no_args_is_help=True)
 for sub, name in ((fonds_app, "fonds"), (category_app, "category"), (record_app, "record"), (file_app, "file"),
-                  (fixity_app, "fixity"), (audit_app, "audit"), (storage_app, "storage")):
+                  (fixity_app, "fixity"), (audit_app, "audit"), (storage_app, "storage"), (user_app, "user"),
+                  (dept_app, "dept"), (role_app, "role"), (token_app, "token")):
     app.add_typer(sub, name=name)
 
 out = Console()
@@ -54,21 +61,63 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+UserOpt = Annotated[str | None, typer.Option("--user", "-u", envvar="DANGAN_USER",
+                                            help="以哪个用户身份操作（密码取自环境变量 DANGAN_PASSWORD，或交互输入）")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="DANGAN_TOKEN", help="以接口令牌身份操作")]
+
+
 @app.callback()
-def _main(data: DataOpt = None) -> None:
+def _main(data: DataOpt = None, user: UserOpt = None, token: TokenOpt = None) -> None:
     STATE["data"] = data
+    STATE["user"] = user
+    STATE["token"] = token
+    STATE["actor"] = None
+    STATE["app"] = None
 
 
 def _open() -> Dangan:
+    if STATE.get("app") is not None:
+        return STATE["app"]
     settings = load_settings(STATE["data"])
     if not settings.data_dir.exists() and not settings.database_url:
         raise DanganError(f"数据目录 {settings.data_dir} 不存在：请先运行 dangan init（或用 --data 指定数据目录）",
                           code="NOT_INITIALISED")
-    return Dangan(settings)
+    STATE["app"] = Dangan(settings)
+    return STATE["app"]
 
 
-def _actor() -> Actor:
-    return Actor.admin("cli")
+def _client() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _actor(a: Dangan | None = None) -> Actor:
+    """The person acting: the CLI has no back door — records, files, audit and accounts need a login."""
+    from dangan.services import identity
+
+    if STATE.get("actor") is not None:
+        return STATE["actor"]
+    a = a or _open()
+    if STATE.get("token"):
+        actor = identity.authenticate_token(a, STATE["token"], _client())
+    elif STATE.get("user"):
+        password = os.environ.get("DANGAN_PASSWORD")
+        if password is None:
+            if not sys.stdin.isatty():
+                raise DanganError("请通过环境变量 DANGAN_PASSWORD 提供密码，或在终端中运行以输入密码", code="NOT_AUTHENTICATED")
+            password = getpass.getpass(f"{STATE['user']} 的密码：")
+        actor = identity.login(a, STATE["user"], password, _client(), start_session=False).actor
+    else:
+        raise DanganError("请用 --user 用户名 登录（密码取自环境变量 DANGAN_PASSWORD 或交互输入），或用 --token 接口令牌",
+                          code="NOT_AUTHENTICATED")
+    STATE["actor"] = actor
+    return actor
+
+
+def _operator() -> Actor:
+    """Server maintenance run from the server's own shell (init, serve, storage, fixity): audited as the system."""
+    if STATE.get("user") or STATE.get("token"):
+        return _actor()
+    return Actor.system(_client())
 
 
 def command(fn: F) -> F:
@@ -525,7 +574,7 @@ def fixity_check(
         def progress(done: int, total: int, nbytes: int) -> None:
             prog.update(task, completed=done, total=total)
 
-        rep = fixity_svc.check(a, _actor(), record_id=record, progress=progress)
+        rep = fixity_svc.check(a, _operator(), record_id=record, progress=progress)
     if as_json:
         _print_json(rep.as_dict())
     else:
@@ -564,7 +613,7 @@ def audit_verify(as_json: JsonOpt = False) -> None:
 def audit_list(
     object_type: Annotated[str | None, typer.Option("--type", help="对象类型，如 record、file")] = None,
     object_id: Annotated[str | None, typer.Option("--id", help="对象 ID")] = None,
-    user: Annotated[str | None, typer.Option("--user", help="操作人")] = None,
+    user: Annotated[str | None, typer.Option("--by", help="操作人")] = None,
     action: Annotated[str | None, typer.Option("--action", help="操作，如 record.file")] = None,
     limit: Annotated[int, typer.Option("--limit")] = 50,
     as_json: JsonOpt = False,
@@ -587,7 +636,7 @@ def storage_sweep(
     as_json: JsonOpt = False,
 ) -> None:
     """清理没有任何电子文件引用的存储内容（崩溃后遗留），已登记的内容永不删除。"""
-    rep = storage_ops.sweep(_open(), _actor(), dry_run=dry_run, grace_seconds=grace)
+    rep = storage_ops.sweep(_open(), _operator(), dry_run=dry_run, grace_seconds=grace)
     if as_json:
         return _print_json(rep.as_dict())
     verb = "可清理" if dry_run else "已清理"
@@ -609,6 +658,239 @@ def storage_info(as_json: JsonOpt = False) -> None:
         return _print_json(info)
     for k, label in (("data", "数据目录"), ("database", "数据库"), ("storage", "存储"), ("schema_revision", "数据库版本")):
         out.print(f"{label}：{info[k]}")
+
+
+# ---------------------------------------------------------------- identity: user / dept / role / token
+
+
+def _user_rows(rows: list[dict[str, Any]]) -> None:
+    _table("用户", ["用户名", "姓名", "角色", "密级", "机构", "状态"],
+           [[u["username"], u["display_name"], "、".join(u["role_labels"]), u["clearance"],
+             "、".join(d["name"] for d in u["departments"]),
+             "停用" if not u["is_active"] else ("锁定" if u["locked"] else ("须改密码" if u["must_change_password"] else "正常"))]
+            for u in rows])
+
+
+def _new_password(prompt: str) -> str:
+    pw = os.environ.get("DANGAN_NEW_PASSWORD")
+    if pw is None:
+        if not sys.stdin.isatty():
+            raise DanganError("请通过环境变量 DANGAN_NEW_PASSWORD 提供新密码，或在终端中运行以输入", code="PASSWORD_REQUIRED")
+        pw = getpass.getpass(prompt)
+        if getpass.getpass("再输入一次：") != pw:
+            raise DanganError("两次输入的密码不一致", code="PASSWORD_MISMATCH")
+    return pw
+
+
+@user_app.command("list")
+@command
+def user_list(as_json: JsonOpt = False) -> None:
+    """列出用户（系统管理员、安全保密管理员）。"""
+    from dangan.services import identity
+
+    rows = identity.list_users(_open(), _actor())
+    if as_json:
+        return _print_json(rows)
+    _user_rows(rows)
+
+
+@user_app.command("create")
+@command
+def user_create(
+    username: Annotated[str, typer.Argument(help="用户名")],
+    name: Annotated[str, typer.Argument(help="姓名")],
+    dept: Annotated[list[str] | None, typer.Option("--dept", help="所属机构代码，可重复")] = None,
+    system_account: Annotated[bool, typer.Option("--system-account", help="业务系统账号（只用接口令牌，不能登录网页）")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """新建用户（系统管理员）。初始密码取自 DANGAN_NEW_PASSWORD 或交互输入，首次登录须修改。"""
+    from dangan.services import identity
+
+    u = identity.create_user(_open(), _actor(), username, name, _new_password("初始密码："), departments=dept or [],
+                             system_account=system_account)
+    if as_json:
+        return _print_json(u)
+    out.print(f"[green]✓[/] 已新建用户 {u['username']}（{u['display_name']}）；角色与密级由安全保密管理员授予")
+
+
+@user_app.command("passwd")
+@command
+def user_passwd() -> None:
+    """修改本人密码（旧密码取自 DANGAN_PASSWORD，新密码取自 DANGAN_NEW_PASSWORD 或交互输入）。"""
+    from dangan.services import identity
+
+    a = _open()
+    actor = _actor(a)
+    identity.change_password(a, actor, os.environ.get("DANGAN_PASSWORD") or getpass.getpass("原密码："),
+                             _new_password("新密码："))
+    out.print("[green]✓[/] 密码已修改")
+
+
+@user_app.command("reset-password")
+@command
+def user_reset_password(username: Annotated[str, typer.Argument(help="用户名")]) -> None:
+    """重置用户密码并解除锁定（系统管理员）；用户下次登录须修改。"""
+    from dangan.services import identity
+
+    identity.reset_password(_open(), _actor(), username, _new_password("临时密码："))
+    out.print(f"[green]✓[/] 已重置 {username} 的密码，下次登录须修改")
+
+
+@user_app.command("disable")
+@command
+def user_disable(username: Annotated[str, typer.Argument(help="用户名")]) -> None:
+    """停用账号（系统管理员）。"""
+    from dangan.services import identity
+
+    identity.set_active(_open(), _actor(), username, False)
+    out.print(f"[green]✓[/] 已停用 {username}")
+
+
+@user_app.command("enable")
+@command
+def user_enable(username: Annotated[str, typer.Argument(help="用户名")]) -> None:
+    """启用账号（系统管理员）。"""
+    from dangan.services import identity
+
+    identity.set_active(_open(), _actor(), username, True)
+    out.print(f"[green]✓[/] 已启用 {username}")
+
+
+@user_app.command("departments")
+@command
+def user_departments(username: Annotated[str, typer.Argument(help="用户名")],
+                     dept: Annotated[list[str], typer.Argument(help="机构代码（一个或多个）")]) -> None:
+    """设置用户所属机构（系统管理员）。"""
+    from dangan.services import identity
+
+    identity.set_departments(_open(), _actor(), username, dept)
+    out.print(f"[green]✓[/] {username} 现属于：{'、'.join(dept)}")
+
+
+@user_app.command("rescue")
+@command
+def user_rescue(username: Annotated[str, typer.Argument(help="三员账号用户名：sysadmin、secadmin 或 auditor")]) -> None:
+    """应急：在服务器本机重置三员账号的密码（需能访问数据目录；记入审计日志）。"""
+    from dangan.domain.access import THREE_ADMINS
+    from dangan.services import identity
+
+    if username not in THREE_ADMINS:
+        raise DanganError("应急重置只适用于三员账号 sysadmin、secadmin、auditor", code="NOT_ALLOWED")
+    identity.reset_password(_open(), Actor.system(_client()), username, _new_password("临时密码："))
+    out.print(f"[green]✓[/] 已重置 {username} 的密码（已记入审计日志），登录后须立即修改")
+
+
+@dept_app.command("list")
+@command
+def dept_list(fonds: Annotated[str, typer.Option("--fonds", help="全宗号")] = "Z109", as_json: JsonOpt = False) -> None:
+    """列出机构。"""
+    fonds_departments(fonds, as_json=as_json)
+
+
+@dept_app.command("create")
+@command
+def dept_create(
+    code: Annotated[str, typer.Argument(help="机构代码，如 BGS")],
+    name: Annotated[str, typer.Argument(help="机构名称，如 办公室")],
+    fonds: Annotated[str, typer.Option("--fonds", help="全宗号")] = "Z109",
+    parent: Annotated[str | None, typer.Option("--parent", help="上级机构代码")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """新建机构（可指定上级，构成机构树）。"""
+    d = fonds_svc.create_department(_open(), _actor(), fonds, code, name, parent=parent)
+    if as_json:
+        return _print_json(d)
+    out.print(f"[green]✓[/] 已新建机构 {d['code']} {d['name']}")
+
+
+@role_app.command("matrix")
+@command
+def role_matrix(as_json: JsonOpt = False) -> None:
+    """权限矩阵：角色 × 操作 × 范围。"""
+    from dangan.domain.access import SCOPE_LABELS
+    from dangan.services import identity
+
+    m = identity.permission_matrix(_open(), _actor())
+    if as_json:
+        return _print_json(m)
+    roles = m["roles"]
+    _table("权限矩阵（三员互斥：" + "、".join(r["name"] for r in roles if r["code"] in m["three_admins"]) + "）",
+           ["操作"] + [r["name"] for r in roles],
+           [[label] + [SCOPE_LABELS.get(r["grants"].get(action, ""), "—") for r in roles] for action, label in m["actions"].items()])
+
+
+@role_app.command("assign")
+@command
+def role_assign(
+    username: Annotated[str, typer.Argument(help="用户名")],
+    roles: Annotated[list[str], typer.Argument(help="角色代码：sysadmin secadmin auditor records_head archivist clerk leader reader")],
+    as_json: JsonOpt = False,
+) -> None:
+    """设置用户的角色（安全保密管理员；三员不可兼任）。"""
+    from dangan.services import identity
+
+    u = identity.assign_roles(_open(), _actor(), username, roles)
+    if as_json:
+        return _print_json(u)
+    out.print(f"[green]✓[/] {username} 的角色：{'、'.join(u['role_labels']) or '无'}")
+
+
+@role_app.command("clearance")
+@command
+def role_clearance(username: Annotated[str, typer.Argument(help="用户名")],
+                   level: Annotated[str, typer.Argument(help="密级：公开 内部 秘密 机密 绝密")]) -> None:
+    """设置用户的密级（安全保密管理员；不超过本系统的最高密级）。"""
+    from dangan.services import identity
+
+    u = identity.set_clearance(_open(), _actor(), username, level)
+    out.print(f"[green]✓[/] {username} 的密级：{u['clearance']}")
+
+
+@token_app.command("create")
+@command
+def token_create(
+    name: Annotated[str, typer.Argument(help="令牌名称，如 OA 系统")],
+    username: Annotated[str, typer.Option("--for", help="令牌代表的业务系统账号")],
+    actions: Annotated[list[str], typer.Option("--allow", help="允许的操作，如 record.create、file.add，可重复")],
+    category: Annotated[list[str] | None, typer.Option("--category", help="限定门类，可重复")] = None,
+    dept: Annotated[list[str] | None, typer.Option("--dept", help="限定机构，可重复")] = None,
+    days: Annotated[int, typer.Option("--days", help="有效天数")] = 365,
+    as_json: JsonOpt = False,
+) -> None:
+    """签发接口令牌（系统管理员）。令牌只显示这一次。"""
+    from dangan.services import identity
+
+    t = identity.create_token(_open(), _actor(), name, username, actions=actions, categories=category or [],
+                              departments=dept or [], expires_days=days)
+    if as_json:
+        return _print_json(t)
+    out.print(f"[green]✓[/] 已签发令牌 #{t['id']} {t['name']}（到期 {t['expires_at'][:10]}）")
+    out.print(f"[bold yellow]令牌（只显示这一次，请妥善保存）：[/]{t['token']}")
+
+
+@token_app.command("list")
+@command
+def token_list(as_json: JsonOpt = False) -> None:
+    """列出接口令牌（不显示令牌本身）。"""
+    from dangan.services import identity
+
+    rows = identity.list_tokens(_open(), _actor())
+    if as_json:
+        return _print_json(rows)
+    _table("接口令牌", ["ID", "名称", "前缀", "账号", "允许的操作", "门类", "机构", "到期", "状态"],
+           [[t["id"], t["name"], t["prefix"] + "…", t["username"], "、".join(t["scope"].get("actions", [])),
+             "、".join(t["scope"].get("categories", [])) or "不限", "、".join(t["scope"].get("departments", [])) or "不限",
+             (t["expires_at"] or "")[:10], t["state_label"]] for t in rows])
+
+
+@token_app.command("revoke")
+@command
+def token_revoke(token_id: Annotated[int, typer.Argument(help="令牌 ID")]) -> None:
+    """吊销接口令牌（立即失效）。"""
+    from dangan.services import identity
+
+    identity.revoke_token(_open(), _actor(), token_id)
+    out.print(f"[green]✓[/] 已吊销令牌 #{token_id}")
 
 
 def main() -> None:

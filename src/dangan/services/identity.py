@@ -341,8 +341,10 @@ class LoginResult:
     actor: Actor
 
 
-def login(app: Dangan, username: str, password: str, client_addr: str = "") -> LoginResult:
-    """Check the password; count failures and lock the account after too many; start a session."""
+def login(app: Dangan, username: str, password: str, client_addr: str = "", *, start_session: bool = True) -> LoginResult:
+    """Check the password; count failures and lock the account after too many; start a session.
+
+    start_session=False authenticates one command (the CLI) without leaving a session behind."""
     anon = Actor(username or "-", client_addr=client_addr)
     with app.uow(anon) as uow:
         s = uow.session
@@ -370,8 +372,9 @@ def login(app: Dangan, username: str, password: str, client_addr: str = "") -> L
             expired = pol.expiry_days and u.password_changed_at and _aware(u.password_changed_at) < now - dt.timedelta(days=pol.expiry_days)
             if expired:
                 u.must_change_password = True
-            raw, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-            s.add(LoginSession(id=sha256_hex(raw), user_id=u.id, csrf_token=csrf, client_addr=client_addr[:64]))
+            raw, csrf = (secrets.token_urlsafe(32), secrets.token_urlsafe(24)) if start_session else ("", "")
+            if start_session:
+                s.add(LoginSession(id=sha256_hex(raw), user_id=u.id, csrf_token=csrf, client_addr=client_addr[:64]))
             uow.audit("login", "user", u.id, outcome="success")
             actor = actor_for(s, u, client_addr)
     # failures are committed (counter, lockout, audit) before the error is raised
