@@ -89,7 +89,9 @@ def append(session: Session, actor: str, client_addr: str, events: list[PendingE
         .returning(AuditHead.last_seq, AuditHead.last_hash)
     ).one()  # UPDATE takes the row lock on PostgreSQL; SQLite already holds the write lock
     seq, prev = head.last_seq, head.last_hash
+    actor, client_addr = actor[:64], client_addr[:64]  # column widths: PostgreSQL enforces them
     for ev in events:
+        ev.object_type, ev.object_id, ev.action = ev.object_type[:32], ev.object_id[:64], ev.action[:64]
         seq += 1
         occurred_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         detail = canonical(ev.detail)

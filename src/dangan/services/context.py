@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dangan.config import Settings, load_settings
@@ -205,10 +205,16 @@ def _safe_rollback(session: Session) -> None:
 
 
 def _db_error(e: Exception) -> DanganError:
-    return DatabaseUnavailable(
-        "数据库连接中断，本次操作未保存，数据未被改动。请检查数据库服务后重试",
-        message_en=f"database error: {type(e).__name__}",
-    )
+    """A lost or refused connection is DATABASE_UNAVAILABLE; any other refusal by the database has its own code."""
+    if isinstance(e, OperationalError | InterfaceError) or getattr(e, "connection_invalidated", False):
+        return DatabaseUnavailable(
+            "数据库连接中断，本次操作未保存，数据未被改动。请检查数据库服务后重试",
+            message_en=f"database error: {type(e).__name__}",
+        )
+    err = DanganError("数据库拒绝了本次写入（数据可能超出长度或格式限制），本次操作未保存，数据未被改动",
+                      code="DATABASE_ERROR", message_en=f"{type(e).__name__}: {str(getattr(e, 'orig', e))[:200]}")
+    err.status = 500
+    return err
 
 
 @contextlib.contextmanager
