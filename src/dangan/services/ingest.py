@@ -19,7 +19,7 @@ written; the other items go on (``stop_on_error=True`` stops instead: the items 
 are written, nothing after it). A crash at any point leaves at most unreferenced blobs (removed by
 ``storage sweep``), never a row without its content, and never a half-written batch.
 
-Speed: the blobs of batch k+1 are written by a thread pool while the rows of batch k are inserted. Items in
+Speed: the blobs of a batch are written by a thread pool while the next batch is validated. Items in
 archival-code order (as archives are handed over) touch one or two classes per batch; every class in a
 batch costs one `numbering.allocate` call plus one counter step.
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -73,7 +74,9 @@ from dangan.storage import BlobInfo
 
 MAX_KEPT_FAILURES = 1000
 DEFAULT_BATCH = 500
-DEFAULT_WORKERS = 16
+# concurrent blob writes: each waits mostly on fsync, and concurrent fsyncs share journal commits; more
+# threads than this (on 2 cores) only compete for the GIL
+DEFAULT_WORKERS = min(8, 2 * (os.cpu_count() or 1))
 
 
 @dataclass
@@ -169,9 +172,8 @@ def ingest_batch(
 
     `items` is consumed lazily (pass a generator for large loads). Parents (`parent_id`) must exist before the
     call. `progress(report)` is called after each batch with the running counts; `on_item(result)` once per
-    item, in input order. Up to `workers` blob writes run at the same time (default 16: each one waits mostly
-    on fsync, and concurrent fsyncs share journal commits), and the blobs of the next batch are written while
-    the rows of the current one are inserted.
+    item, in input order. Up to `workers` blob writes run at the same time (default: 2 per CPU, at most 8), while
+    the next batch is read and validated.
     """
     if batch_size < 1:
         raise ValidationFailed("批次大小必须大于 0", code="BAD_BATCH_SIZE")
@@ -192,32 +194,29 @@ def ingest_batch(
         if progress:
             progress(report)
 
+    def read(earlier: list[_Item]) -> list[_Item]:
+        nonlocal index
+        batch = [_Item(index + i, inp, list(files or [])) for i, (inp, files) in enumerate(islice(it, batch_size))]
+        index += len(batch)
+        _validate(app, actor, batch, earlier)
+        return _until_first_failure(batch) if stop_on_error else batch
+
     with ThreadPoolExecutor(max_workers=workers or DEFAULT_WORKERS, thread_name_prefix="dangan-ingest") as pool:
-        in_flight: _Batch | None = None
-        while not (stop_on_error and report.failed):
+        batch = read([])
+        while batch:
+            current = _Batch(batch, _submit_blobs(app, pool, batch))
             try:
-                chunk = list(islice(it, batch_size))
+                # the next batch is read and validated while this one's blobs are written; its rows are inserted
+                # afterwards, with the pool idle: blob threads holding the GIL would slow every SQLite call down
+                stop = stop_on_error and any(item.failure is not None for item in batch)
+                nxt = [] if stop else read(batch)
             except Exception:
-                if in_flight is not None:  # the items read so far are still stored
-                    finish(in_flight)
+                finish(current)  # what was read before the error is still stored
                 raise
-            if not chunk:
+            finish(current)
+            if stop_on_error and report.failed:
                 break
-            batch = [_Item(index + i, inp, list(files or [])) for i, (inp, files) in enumerate(chunk)]
-            index += len(batch)
-            del chunk
-            _validate(app, actor, batch, in_flight.items if in_flight else [])
-            if stop_on_error:
-                batch = _until_first_failure(batch)
-            submitted = _Batch(batch, _submit_blobs(app, pool, batch))
-            if in_flight is not None:
-                finish(in_flight)  # the rows of the previous batch, while this batch's blobs are being written
-            in_flight = submitted
-            if stop_on_error:  # no overlap: nothing after the first failure is written
-                finish(in_flight)
-                in_flight = None
-        if in_flight is not None:
-            finish(in_flight)
+            batch = nxt
     report.stopped = bool(stop_on_error and report.failed)
     return report
 
