@@ -9,17 +9,31 @@ are audited there; these helpers only summarise.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
-from dangan.db.models import AuditEvent, Category, File, FixityResult, FixityRun, Fonds, Record
+from dangan.db.models import (
+    AuditEvent,
+    Category,
+    File,
+    FixityResult,
+    FixityRun,
+    Fonds,
+    Record,
+    SystemSetting,
+    User,
+    UserRole,
+)
+from dangan.domain.access import ROLE_LABELS, PasswordPolicy
 from dangan.domain.states import RecordState
 from dangan.services import audit
-from dangan.services.access import get_visible_record, require, visible
+from dangan.services.access import require, security_settings, visible
 from dangan.services.audit import event_view
 from dangan.services.context import Actor, Dangan
 from dangan.services.fixity import OUTCOME_LABELS as FIXITY_LABELS
+from dangan.services.identity import policy as identity_policy
 from dangan.services.views import iso, level_label
 
 # actions that only read: left out of the dashboard's "recent activity" so that it shows what changed
@@ -62,9 +76,10 @@ def dashboard(app: Dangan, actor: Actor, *, recent: int = 8) -> dict[str, Any]:
 
 
 def record_history(app: Dangan, actor: Actor, record_id: int, *, limit: int = 200) -> list[dict[str, Any]]:
-    """Audit events about one record and its files, newest first (for whoever may read the record)."""
+    """Audit events about one record and its files, newest first. The audit trail is the 安全审计员's alone
+    (audit.read); nobody learns from it who else viewed a record."""
+    audit._guard(app, actor, "audit.read", require)
     with app.read_sessions() as s:
-        get_visible_record(s, actor, record_id)
         file_ids = [str(i) for i in s.scalars(select(File.id).where(File.record_id == record_id))]
         cond = and_(AuditEvent.object_type == "record", AuditEvent.object_id == str(record_id))
         if file_ids:
@@ -131,3 +146,89 @@ def list_audit_events(app: Dangan, actor: Actor, *, object_type: str | None = No
     """audit.list_events (which checks the right and records the reading of the trail)."""
     return audit.list_events(app, actor, object_type=object_type, object_id=object_id, actor_name=actor_name,
                              action=action, before_seq=before_seq, limit=limit)
+
+
+# ---------------------------------------------------------------- identity faces: small reads
+
+
+def demo_login_hint(app: Dangan) -> dict[str, Any] | None:
+    """In a demo archive only: the demo accounts (active ones) and their shared password, for the login page."""
+    with app.read_sessions() as s:
+        row = s.get(SystemSetting, "demo")
+        if row is None or not isinstance(row.value, dict):
+            return None
+        names = [a.get("username") for a in row.value.get("accounts", []) if isinstance(a, dict)]
+        users = {u.username: u for u in s.scalars(select(User).where(User.username.in_(names), User.is_active.is_(True)))}
+        roles: dict[int, list[str]] = {}
+        for uid, code in s.execute(select(UserRole.user_id, UserRole.role_code)
+                                   .where(UserRole.user_id.in_([u.id for u in users.values()]))):
+            roles.setdefault(uid, []).append(code)
+        order = list(ROLE_LABELS)
+        accounts = []
+        for a in row.value.get("accounts", []):
+            u = users.get(a.get("username"))
+            if u is None:
+                continue
+            codes = sorted(roles.get(u.id, []), key=lambda c: order.index(c) if c in order else len(order))
+            accounts.append({"username": u.username, "name": u.display_name, "clearance": u.clearance,
+                             "roles": [ROLE_LABELS.get(c, c) for c in codes]})
+        return {"password": row.value.get("password", ""), "accounts": accounts}
+
+
+def password_policy(app: Dangan) -> PasswordPolicy:
+    with app.read_sessions() as s:
+        return identity_policy(s)
+
+
+def security_levels(app: Dangan) -> dict[str, Any]:
+    """The configured 密级 list (lowest first), the deployment ceiling, and the levels that may be granted."""
+    with app.read_sessions() as s:
+        sec = security_settings(s)
+    levels = list(sec["levels"])
+    ceiling = sec.get("ceiling") or levels[-1]
+    grantable = levels[: levels.index(ceiling) + 1] if ceiling in levels else levels
+    return {"levels": levels, "ceiling": ceiling, "grantable": grantable}
+
+
+def record_rights(app: Dangan, actor: Actor, record_id: int, actions: tuple[str, ...]) -> dict[str, bool]:
+    """Which of these actions the actor may take on this record (the same trimming the services apply)."""
+    with app.read_sessions() as s:
+        return {a: s.scalar(select(Record.id).where(Record.id == record_id, visible(s, actor, a))) is not None
+                for a in actions}
+
+
+AUDIT_EXPORT_BATCH = 1000
+
+
+def export_audit_events(app: Dangan, actor: Actor, *, object_type: str | None = None, object_id: str | None = None,
+                        actor_name: str | None = None, action: str | None = None, fmt: str = "csv") -> Iterator[dict[str, Any]]:
+    """Every event matching the filters, oldest first, read in bounded batches (for CSV or JSON export).
+
+    Needs 审计日志的查看与导出 (audit.read; a refusal is audited as denied). The export itself is audited
+    (audit.export, with its filters and format) before the first event is read."""
+    audit._guard(app, actor, "audit.read", require)
+    filters = {"object_type": object_type or "", "object_id": object_id or "", "actor": actor_name or "",
+               "action": action or ""}
+    with app.uow(actor) as uow:
+        uow.audit("audit.export", "audit", "", format=fmt, **{f"filter_{k}": v for k, v in filters.items()})
+
+    def rows() -> Iterator[dict[str, Any]]:
+        last = 0
+        while True:
+            with app.read_sessions() as s:
+                q = select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(AUDIT_EXPORT_BATCH)
+                if object_type:
+                    q = q.where(AuditEvent.object_type == object_type)
+                if object_id:
+                    q = q.where(AuditEvent.object_id == str(object_id))
+                if actor_name:
+                    q = q.where(AuditEvent.actor == actor_name)
+                if action:
+                    q = q.where(AuditEvent.action == action)
+                batch = [{**event_view(e), "prev_hash": e.prev_hash} for e in s.scalars(q)]
+            if not batch:
+                return
+            yield from batch
+            last = batch[-1]["seq"]
+
+    return rows()

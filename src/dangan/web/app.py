@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,8 +17,9 @@ from dangan.errors import DanganError
 from dangan.services.context import Dangan
 from dangan.web.api import create_api
 from dangan.web.api.errors import translate_validation
+from dangan.web.deps import NotAuthenticated, PasswordChangeRequired, clear_session_cookie, safe_next
 from dangan.web.jobs import JobRunner
-from dangan.web.ui import pages
+from dangan.web.ui import account, admin, pages
 from dangan.web.ui.render import HERE, error_page
 
 log = logging.getLogger("dangan.web")
@@ -26,6 +27,8 @@ log = logging.getLogger("dangan.web")
 PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# answers about who may see what must not linger in a shared browser cache (the back button after logout)
+NO_STORE = (b"cache-control", b"no-store")
 
 
 class GuardMiddleware:
@@ -57,6 +60,8 @@ class GuardMiddleware:
                              ("referrer-policy", "same-origin"), ("content-security-policy", PAGE_CSP)):
                     if k.encode() not in present:
                         raw.append((k.encode(), v.encode()))
+                if NO_STORE[0] not in present and not scope["path"].startswith("/static/"):
+                    raw.append(NO_STORE)
                 message["headers"] = raw
             await send(message)
 
@@ -78,6 +83,8 @@ def create_app(app: Dangan) -> FastAPI:
     web = FastAPI(title=app.settings.site_name, docs_url=None, redoc_url=None, openapi_url=None)
     api = create_api(app, jobs)
     web.state.dangan, web.state.jobs, web.state.api = app, jobs, api
+    web.include_router(account.router)
+    web.include_router(admin.router)
     web.include_router(pages.router)
     web.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     web.mount("/api/v1", api)
@@ -85,6 +92,10 @@ def create_app(app: Dangan) -> FastAPI:
 
     @web.exception_handler(DanganError)
     async def dangan_error(request: Request, err: DanganError) -> Response:
+        if isinstance(err, NotAuthenticated):
+            return login_redirect(request)
+        if isinstance(err, PasswordChangeRequired):
+            return RedirectResponse("/password", status_code=303)
         if err.status >= 500:
             log.error("%s %s -> %s", request.method, request.url.path, err)
         title = {404: "未找到", 403: "操作被拒绝", 409: "操作无法执行", 422: "输入有误"}.get(err.status, "出错了")
@@ -105,3 +116,13 @@ def create_app(app: Dangan) -> FastAPI:
                           "请求内容不完整或格式有误（上传可能被中断），未保存任何内容，请重新提交", code="BAD_REQUEST")
 
     return web
+
+
+def login_redirect(request: Request) -> Response:
+    """Pages answer a missing login with the login page, which returns here afterwards (local paths only)."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    nxt = safe_next(target) if request.method == "GET" else "/"
+    resp = RedirectResponse("/login" + (f"?next={quote(nxt, safe='/')}" if nxt != "/" else ""), status_code=303)
+    if request.scope.get("dangan.stale_cookie"):
+        clear_session_cookie(resp, request)
+    return resp

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dangan.errors import NotFound
 from dangan.services import audit, browse, fixity
 from dangan.services.context import Actor, Dangan
-from dangan.web.deps import current_actor, get_dangan
+from dangan.web.deps import current_actor, get_dangan, require_any
+from dangan.web.exports import audit_export_response
 
 router = APIRouter()
 
@@ -29,6 +30,19 @@ def list_events(
     items = browse.list_audit_events(dangan, actor, object_type=object_type, object_id=object_id, actor_name=actor_name,
                               action=action, before_seq=before_seq, limit=limit)
     return {"items": items, "next_before_seq": items[-1]["seq"] if len(items) == limit else None}
+
+
+@router.get("/audit/export", tags=["审计"], summary="导出审计事件（CSV 或 JSON，最早在前；导出本身记入审计日志）",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}, "application/json": {}}}})
+def export_events(
+    fmt: str = Query("json", alias="format", pattern="^(csv|json)$", description="csv 或 json"),
+    object_type: str | None = Query(None, max_length=32), object_id: str | None = Query(None, max_length=64),
+    actor_name: str | None = Query(None, alias="actor", max_length=64), action: str | None = Query(None, max_length=64),
+    dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor),
+) -> StreamingResponse:
+    filters = {"object_type": object_type, "object_id": object_id, "actor": actor_name, "action": action}
+    return audit_export_response(dangan, actor, filters, fmt)
 
 
 @router.post("/audit/verify", tags=["审计"], summary="校验审计日志的 SM3 哈希链")
@@ -50,12 +64,14 @@ def fixity_check(body: FixityCheck | None = None, dangan: Dangan = Depends(get_d
 @router.post("/fixity/jobs", tags=["固化检测"], status_code=202, summary="在后台开始固化信息检测（返回任务，可轮询进度）")
 def fixity_start(request: Request, body: FixityCheck | None = None, dangan: Dangan = Depends(get_dangan),
                  actor: Actor = Depends(current_actor)) -> JSONResponse:
+    require_any(request, actor, "fixity.run")  # the job runs in the background: refuse before it starts
     job, started = request.app.state.jobs.start_fixity(dangan, actor, body.record_id if body else None)
     return JSONResponse({**job.as_dict(), "started": started}, status_code=202 if started else 200)
 
 
 @router.get("/fixity/jobs/{job_id}", tags=["固化检测"], summary="后台检测任务的进度与结果")
-def fixity_job(job_id: str, request: Request) -> dict[str, Any]:
+def fixity_job(job_id: str, request: Request, actor: Actor = Depends(current_actor)) -> dict[str, Any]:
+    require_any(request, actor, "fixity.run")
     job = request.app.state.jobs.get(job_id)
     if job is None:
         raise NotFound(f"检测任务 {job_id} 不存在（服务重启后任务记录不保留，请查看检测记录）", code="JOB_NOT_FOUND")

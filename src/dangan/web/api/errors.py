@@ -39,7 +39,9 @@ class ErrorResponse(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "请求有误"},
-    404: {"model": ErrorResponse, "description": "对象不存在"},
+    401: {"model": ErrorResponse, "description": "未登录、登录已超时，或接口令牌无效、已过期、已吊销"},
+    403: {"model": ErrorResponse, "description": "没有执行此操作的权限（或缺少 CSRF 令牌）"},
+    404: {"model": ErrorResponse, "description": "对象不存在（无权查看的对象同样回答不存在）"},
     409: {"model": ErrorResponse, "description": "状态或数据冲突"},
     422: {"model": ErrorResponse, "description": "输入校验未通过（逐项列出）"},
 }
@@ -117,7 +119,7 @@ def translate_validation(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 _HTTP = {
     400: ("BAD_REQUEST", "请求内容不完整或格式有误（上传可能被中断），未保存任何内容，请重新提交"),
-    401: ("UNAUTHENTICATED", "请先登录"),
+    401: ("NOT_AUTHENTICATED", "请先登录"),
     403: ("FORBIDDEN", "没有权限执行此操作"),
     404: ("NOT_FOUND", "请求的接口不存在，请对照 /api/v1/docs 检查地址"),
     405: ("METHOD_NOT_ALLOWED", "该接口不支持此请求方法"),
@@ -131,7 +133,8 @@ def install(api: FastAPI) -> None:
     async def dangan_error(request: Request, err: DanganError) -> JSONResponse:
         if err.status >= 500:
             log.error("%s %s -> %s", request.method, request.url.path, err)
-        return error_json(err.status, err.as_dict())
+        headers = {"WWW-Authenticate": 'Bearer realm="dangan"'} if err.status == 401 else None
+        return error_json(err.status, err.as_dict(), headers)
 
     @api.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:

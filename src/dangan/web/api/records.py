@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
@@ -49,25 +49,39 @@ def uploads_to_new_files(files: list[UploadFile], roles: list[str] | None, role:
                     media_type=u.content_type, expected_size=u.size) for i, u in enumerate(files)]
 
 
-@router.get("/records", summary="档案列表（筛选、游标分页）")
+class RecordQuery(BaseModel):
+    """The filters of the record list and its facets (query parameters)."""
+
+    fonds: str | None = Field(None, max_length=16, description="全宗号")
+    category: str | None = Field(None, max_length=16, description="门类代码（需同时给出全宗）")
+    level: str | None = Field(None, max_length=16)
+    year: int | None = Field(None, ge=1900, le=2999, description="年度")
+    retention_period: str | None = Field(None, max_length=16, description="保管期限：Y、D30、D10 或 永久、定期30年")
+    department: str | None = Field(None, max_length=100, description="机构代码（需同时给出全宗）")
+    state: str | None = Field(None, max_length=16, description="pre_filing、pending、filed 或中文状态名")
+    parent_id: int | None = Field(None, description="只列出此上级之下的档案")
+    q: str | None = Field(None, max_length=200, description="题名、档号、文号中包含的文字")
+    security_level: str | None = Field(None, max_length=16, description="密级（只在您有权查看的档案中筛选）")
+
+    def to_filter(self) -> records.RecordFilter:
+        return records.RecordFilter(**self.model_dump())
+
+
+@router.get("/records", summary="档案列表（筛选、游标分页；只含您有权查看的档案）")
 def list_records(
-    fonds: str | None = Query(None, max_length=16, description="全宗号"),
-    category: str | None = Query(None, max_length=16, description="门类代码（需同时给出全宗）"),
-    level: str | None = Query(None, max_length=16),
-    year: int | None = Query(None, ge=1900, le=2999, description="年度"),
-    retention_period: str | None = Query(None, max_length=16, description="保管期限：Y、D30、D10 或 永久、定期30年"),
-    department: str | None = Query(None, max_length=100, description="机构代码（需同时给出全宗）"),
-    state: str | None = Query(None, max_length=16, description="pre_filing、pending、filed 或中文状态名"),
-    parent_id: int | None = Query(None, description="只列出此上级之下的档案"),
-    q: str | None = Query(None, max_length=200, description="题名、档号、文号中包含的文字"),
+    flt: Annotated[RecordQuery, Query()],
     cursor: str | None = Query(None, max_length=2000, description="上一页返回的 next_cursor"),
     limit: int = Query(50, ge=1, le=500),
-    sort: str = Query("code", description="code 按档号，newest 最新在前"),
+    sort: str = Query("code", max_length=16, description="code 按档号，newest 最新在前"),
     dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor),
 ) -> dict[str, Any]:
-    flt = records.RecordFilter(fonds=fonds, category=category, level=level, year=year, retention_period=retention_period,
-                               department=department, state=state, parent_id=parent_id, q=q)
-    return records.list_records(dangan, actor, flt, limit=limit, cursor=cursor, sort=sort)
+    return records.list_records(dangan, actor, flt.to_filter(), limit=limit, cursor=cursor, sort=sort)
+
+
+@router.get("/records/facets", summary="分面计数：按门类、年度、保管期限、机构、状态（只计您有权查看的档案）")
+def record_facets(flt: Annotated[RecordQuery, Query()], dangan: Dangan = Depends(get_dangan),
+                  actor: Actor = Depends(current_actor)) -> dict[str, list[dict[str, Any]]]:
+    return records.facets(dangan, actor, flt.to_filter())
 
 
 @router.post("/records", status_code=201, summary="著录新档案（JSON）")

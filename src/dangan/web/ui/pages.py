@@ -10,24 +10,26 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
+from dangan.domain.access import ACTION_LABELS, SCOPE_LABELS
 from dangan.domain.presets import ARRANGEMENTS
 from dangan.domain.retention import STANDARD_PERIODS, parse_retention
 from dangan.domain.schema import FIELD_TYPES, OBLIGATIONS
 from dangan.domain.states import STATE_LABELS, RecordState
 from dangan.errors import DanganError, NotFound, ValidationFailed
 from dangan.services import audit, browse, categories, files, fonds, records
-from dangan.services.audit import ACTION_LABELS
 from dangan.services.context import Actor, Dangan
 from dangan.services.files import NewFile
 from dangan.services.views import ROLE_LABELS
-from dangan.web.deps import current_actor, get_dangan
-from dangan.web.ui.render import check_csrf, query, render
+from dangan.web.deps import current_actor, get_dangan, require_any
+from dangan.web.exports import AUDIT_ACTION_LABELS, audit_export_response
+from dangan.web.ui.render import csrf_guard, query, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
 
 PAGE_SIZE = 50
 FILE_ROWS = 3
 STATE_CHOICES = [(s.value, STATE_LABELS[s]) for s in (RecordState.PRE_FILING, RecordState.PENDING, RecordState.FILED)]
+RECORD_ACTIONS = ("record.update", "record.submit", "record.file", "file.add", "file.download")
 DONE_MESSAGES = {
     "created": "档案已保存。",
     "submit": "已提交归档，等待档案员审核归档。",
@@ -55,11 +57,19 @@ def _see_other(url: str) -> RedirectResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor)) -> Response:
+    if actor.scope_for("record.read") is None:
+        # the 三员 (and anyone without a right to records) see their own tasks, not empty counts
+        return render(request, "home_admin.html", {"crumbs": [("首页", None)]}, active="home")
     stats = browse.dashboard(dangan, actor)
     recent = records.list_records(dangan, actor, records.RecordFilter(), limit=8, sort="newest", audit=False)["items"]
     peak = max([y["count"] for y in stats["filed_by_year"]] or [1])
-    return render(request, "home.html", {"stats": stats, "recent": recent, "peak": peak,
-                                         "state_labels": STATE_LABELS, "crumbs": [("首页", None)]}, active="home")
+    depts = [d["name"] for f in fonds.list_fonds(dangan, actor) for d in fonds.list_departments(dangan, actor, f["code"])
+             if d["id"] in actor.department_ids]
+    rights = [ACTION_LABELS[a] + ("" if sc == "all" else f"（{SCOPE_LABELS.get(sc, sc)}）")
+              for a in ACTION_LABELS if (sc := actor.scope_for(a)) is not None]
+    return render(request, "home.html", {"stats": stats, "recent": recent, "peak": peak, "my_rights": rights,
+                                         "my_departments": depts, "state_labels": STATE_LABELS,
+                                         "crumbs": [("首页", None)]}, active="home")
 
 
 # ---------------------------------------------------------------- 档案浏览
@@ -88,6 +98,7 @@ def browse_records(
     page: int = Query(1, ge=1, le=100000),
     dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor),
 ) -> Response:
+    require_any(request, actor, "record.read")
     all_fonds, fonds_code = _one_fonds(dangan, actor, fonds_code)
     q = (q or "").strip() or None
     params = {"fonds": fonds_code, "category": category, "year": year, "retention": retention,
@@ -211,7 +222,7 @@ def _detail(request: Request, dangan: Dangan, actor: Actor, record_id: int, *, n
             break
         chain.insert(0, p)
         pid = p["parent_id"]
-    history = browse.record_history(dangan, actor, record_id)
+    rights = browse.record_rights(dangan, actor, record_id, RECORD_ACTIONS)
     crumbs: list[tuple[str, str | None]] = [
         ("首页", "/"), ("档案浏览", "/records"),
         (rec["category_name"], "/records" + records_query(fonds=rec["fonds_code"], category=rec["category_code"])),
@@ -224,7 +235,7 @@ def _detail(request: Request, dangan: Dangan, actor: Actor, record_id: int, *, n
     crumbs.append((rec["archival_code"] or (rec["title"][:24] + ("…" if len(rec["title"]) > 24 else "")), None))
     return render(request, "record.html", {
         "rec": rec, "cat": cat, "fields": fields, "extra": extra, "children": children, "chain": chain,
-        "history": history, "notice": notice, "error": error, "crumbs": crumbs, "roles": ROLE_LABELS,
+        "rights": rights, "notice": notice, "error": error, "crumbs": crumbs, "roles": ROLE_LABELS,
         "editable": rec["state"] in (RecordState.PRE_FILING.value, RecordState.PENDING.value),
     }, status=status, active="browse")
 
@@ -238,6 +249,7 @@ def new_record_form(
     parent_id: int | None = Query(None),
     dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor),
 ) -> Response:
+    require_any(request, actor, "record.create")
     ctx = _form_ctx(dangan, actor, fonds_code, category, level)
     if parent_id:
         ctx["values"]["parent_id"] = str(parent_id)
@@ -283,7 +295,6 @@ def _text(form: FormData, key: str) -> str:
 @router.post("/records/new", response_class=HTMLResponse)
 def new_record_submit(request: Request, form: FormData = Depends(form_data), dangan: Dangan = Depends(get_dangan),
                       actor: Actor = Depends(current_actor)) -> Response:
-    check_csrf(request, form)
     ctx = _form_ctx(dangan, actor, _text(form, "fonds"), _text(form, "category"), _text(form, "level"))
     values: dict[str, Any] = {k: _text(form, k) for k in ("department", "parent_id", "save_as")}
     meta: dict[str, Any] = {}
@@ -337,7 +348,6 @@ def record_detail(request: Request, record_id: int, done: str | None = Query(Non
 
 def _transition(request: Request, form: FormData, dangan: Dangan, actor: Actor, record_id: int, to: str,
                 done: str) -> Response:
-    check_csrf(request, form)
     try:
         records.transition(dangan, actor, record_id, to, _text(form, "reason"))
     except NotFound:
@@ -368,7 +378,6 @@ def record_return(request: Request, record_id: int, form: FormData = Depends(for
 @router.post("/records/{record_id}/files")
 def record_add_files(request: Request, record_id: int, form: FormData = Depends(form_data),
                      dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor)) -> Response:
-    check_csrf(request, form)
     new = [NewFile(name=u.filename or "", stream=u.file, role=_text(form, "role") or "main", media_type=u.content_type,
                    expected_size=u.size)
            for u in form.getlist("files") if isinstance(u, UploadFile) and (u.filename or u.size)]
@@ -386,6 +395,7 @@ def record_add_files(request: Request, record_id: int, form: FormData = Depends(
 
 @router.get("/fonds", response_class=HTMLResponse)
 def fonds_page(request: Request, dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor)) -> Response:
+    require_any(request, actor, "fonds.manage", "record.read")
     out = []
     for f in fonds.list_fonds(dangan, actor):
         cats = [categories.show_category(dangan, actor, f["code"], c["code"])
@@ -396,20 +406,30 @@ def fonds_page(request: Request, dangan: Dangan = Depends(get_dangan), actor: Ac
                                           "crumbs": [("首页", "/"), ("全宗与门类", None)]}, active="fonds")
 
 
-# ---------------------------------------------------------------- 审计日志
+# ---------------------------------------------------------------- 审计日志 (安全审计员)
+
+AUDIT_OBJECT_TYPES = {"record": "档案", "file": "电子文件", "user": "用户", "token": "接口令牌", "fonds": "全宗",
+                      "department": "机构", "category": "门类", "fixity_run": "固化检测", "audit": "审计日志",
+                      "page": "页面", "system": "系统"}
+
+
+def _audit_filters(object_type: str | None, object_id: str | None, actor_name: str | None,
+                   action: str | None) -> dict[str, Any]:
+    return {"object_type": object_type or None, "object_id": (object_id or "").strip() or None,
+            "actor": (actor_name or "").strip() or None, "action": action or None}
 
 
 def _audit_page(request: Request, dangan: Dangan, actor: Actor, filters: dict[str, Any], before_seq: int | None,
                 verify: dict[str, Any] | None = None) -> Response:
     items = browse.list_audit_events(dangan, actor, object_type=filters.get("object_type"), object_id=filters.get("object_id"),
-                              actor_name=filters.get("actor"), action=filters.get("action"), before_seq=before_seq,
-                              limit=PAGE_SIZE)
+                                     actor_name=filters.get("actor"), action=filters.get("action"), before_seq=before_seq,
+                                     limit=PAGE_SIZE)
+    for e in items:
+        e["action_label"] = AUDIT_ACTION_LABELS.get(e["action"], e["action_label"])
     older = items[-1]["seq"] if len(items) == PAGE_SIZE else None
     return render(request, "audit.html", {
         "items": items, "filters": filters, "older": older, "before_seq": before_seq, "verify": verify,
-        "actions": ACTION_LABELS, "object_types": {"record": "档案", "file": "电子文件", "fonds": "全宗",
-                                                   "department": "机构", "category": "门类", "fixity_run": "固化检测",
-                                                   "audit": "审计日志", "system": "系统"},
+        "actions": AUDIT_ACTION_LABELS, "object_types": AUDIT_OBJECT_TYPES,
         "crumbs": [("首页", "/"), ("审计日志", None)],
     }, active="audit")
 
@@ -422,17 +442,25 @@ def audit_page(
     before_seq: int | None = Query(None, ge=1),
     dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor),
 ) -> Response:
-    filters = {"object_type": object_type or None, "object_id": (object_id or "").strip() or None,
-               "actor": (actor_name or "").strip() or None, "action": action or None}
-    return _audit_page(request, dangan, actor, filters, before_seq)
+    return _audit_page(request, dangan, actor, _audit_filters(object_type, object_id, actor_name, action), before_seq)
 
 
 @router.post("/audit/verify", response_class=HTMLResponse)
 def audit_verify(request: Request, form: FormData = Depends(form_data), dangan: Dangan = Depends(get_dangan),
                  actor: Actor = Depends(current_actor)) -> Response:
-    check_csrf(request, form)
     rep = audit.verify(dangan, actor).as_dict()
     return _audit_page(request, dangan, actor, {}, None, verify=rep)
+
+
+@router.get("/audit/export")
+def audit_export(
+    request: Request, fmt: str = Query("csv", alias="format", pattern="^(csv|json)$"),
+    object_type: str | None = Query(None, max_length=32), object_id: str | None = Query(None, max_length=64),
+    actor_name: str | None = Query(None, alias="actor", max_length=64), action: str | None = Query(None, max_length=64),
+    dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor),
+) -> Response:
+    f = _audit_filters(object_type, object_id, actor_name, action)
+    return audit_export_response(dangan, actor, f, fmt)
 
 
 # ---------------------------------------------------------------- 固化检测
@@ -453,13 +481,14 @@ def fixity_page(request: Request, run: int | None = Query(None, ge=1), dangan: D
 @router.post("/fixity/start")
 def fixity_start(request: Request, form: FormData = Depends(form_data), dangan: Dangan = Depends(get_dangan),
                  actor: Actor = Depends(current_actor)) -> Response:
-    check_csrf(request, form)
+    require_any(request, actor, "fixity.run")
     request.app.state.jobs.start_fixity(dangan, actor)
     return _see_other("/fixity")
 
 
 @router.get("/fixity/status.json")
-def fixity_status(request: Request) -> JSONResponse:
+def fixity_status(request: Request, actor: Actor = Depends(current_actor)) -> JSONResponse:
+    require_any(request, actor, "fixity.run")
     job = request.app.state.jobs.get()
     return JSONResponse(job.as_dict() if job else {"state": "idle"})
 
@@ -481,7 +510,7 @@ def _type(s: dict[str, Any], schemas: dict[str, Any]) -> str:
 
 
 @router.get("/api/v1/docs", response_class=HTMLResponse)
-def api_docs(request: Request) -> Response:
+def api_docs(request: Request, actor: Actor = Depends(current_actor)) -> Response:
     spec = request.app.state.api.openapi()
     schemas = spec.get("components", {}).get("schemas", {})
     groups: dict[str, list[dict[str, Any]]] = {}

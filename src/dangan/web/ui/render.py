@@ -18,10 +18,11 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.datastructures import FormData
 
+from dangan.domain.access import ROLE_LABELS
 from dangan.domain.presets import LEVEL_LABELS
 from dangan.domain.states import STATE_LABELS
 from dangan.errors import DanganError
-from dangan.web.deps import current_actor
+from dangan.web.deps import SAFE_METHODS, CsrfFailed, can, identify, is_https, optional_actor
 
 HERE = Path(__file__).resolve().parent
 CSRF_COOKIE = "dangan_csrf"
@@ -29,20 +30,35 @@ CSRF_FIELD = "csrf_token"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
 BEIJING = dt.timezone(dt.timedelta(hours=8), "北京时间")
 
+# key, label, href, icon, actions that show it (any of them; empty: everyone logged in), group heading
 NAV = [
-    ("home", "首页", "/", "home"),
-    ("browse", "档案浏览", "/records", "folder"),
-    ("new", "新建档案", "/records/new", "plus"),
-    ("fonds", "全宗与门类", "/fonds", "layers"),
-    ("audit", "审计日志", "/audit", "shield"),
-    ("fixity", "固化检测", "/fixity", "check"),
-    ("api", "接口文档", "/api/v1/docs", "code"),
+    ("home", "首页", "/", "home", (), "档案工作"),
+    ("browse", "档案浏览", "/records", "folder", ("record.read",), "档案工作"),
+    ("new", "新建档案", "/records/new", "plus", ("record.create",), "档案工作"),
+    ("fonds", "全宗与门类", "/fonds", "layers", ("fonds.manage", "record.read"), "配置"),
+    ("departments", "机构管理", "/admin/departments", "org", ("user.manage", "fonds.manage"), "配置"),
+    ("users", "用户管理", "/admin/users", "users", ("user.manage",), "用户与权限"),
+    ("roles", "角色与密级", "/admin/roles", "key", ("role.assign",), "用户与权限"),
+    ("matrix", "权限矩阵", "/admin/matrix", "grid", ("user.manage", "role.assign", "audit.read"), "用户与权限"),
+    ("tokens", "接口令牌", "/admin/tokens", "token", ("token.manage",), "用户与权限"),
+    ("audit", "审计日志", "/audit", "shield", ("audit.read",), "安全与保存"),
+    ("fixity", "固化检测", "/fixity", "check", ("fixity.run",), "安全与保存"),
+    ("api", "接口文档", "/api/v1/docs", "code", (), "集成"),
 ]
 
 
-class CsrfFailed(DanganError):
-    code = "CSRF_FAILED"
-    status = 403
+def nav_for(actor: Any) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
+    """The navigation groups and entries this user may use (nothing for an anonymous visitor)."""
+    if actor is None:
+        return []
+    groups: list[tuple[str, list[tuple[str, str, str, str]]]] = []
+    for key, label, href, ic, actions, group in NAV:
+        if actions and not can(actor, *actions):
+            continue
+        if not groups or groups[-1][0] != group:
+            groups.append((group, []))
+        groups[-1][1].append((key, label, href, ic))
+    return groups
 
 
 def filesize(n: Any) -> str:
@@ -180,38 +196,82 @@ templates = Jinja2Templates(env=_env())
 
 
 def csrf_token(request: Request) -> str:
+    """The token a form must carry: the login session's, or before login a random one kept in a cookie."""
     tok = getattr(request.state, "csrf", None)
     if tok:
         return tok
-    tok = request.cookies.get(CSRF_COOKIE, "")
-    if not _TOKEN.fullmatch(tok):
-        tok = secrets.token_urlsafe(32)
-        request.state.csrf_new = True
+    try:
+        session_csrf = identify(request).csrf
+    except DanganError:
+        session_csrf = ""
+    if session_csrf:
+        tok = session_csrf
+    else:
+        tok = request.cookies.get(CSRF_COOKIE, "")
+        if not _TOKEN.fullmatch(tok):
+            tok = secrets.token_urlsafe(32)
+            request.state.csrf_new = True
     request.state.csrf = tok
     return tok
 
 
+def _expected_csrf(request: Request) -> str:
+    try:
+        session_csrf = identify(request).csrf
+    except DanganError:
+        session_csrf = ""
+    return session_csrf or request.cookies.get(CSRF_COOKIE, "")
+
+
 def check_csrf(request: Request, form: FormData) -> None:
-    """The hidden field must equal the cookie (double submit); SameSite=Strict keeps the cookie home."""
+    """The form field (or X-CSRF-Token header) must equal the session's token, compared in constant time.
+
+    Before login (the login form itself) it must equal the random token of the dangan_csrf cookie
+    (double submit; SameSite=Strict keeps that cookie home)."""
     sent = form.get(CSRF_FIELD)
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not cookie or not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), cookie.encode()):
+    if not isinstance(sent, str) or not sent:
+        sent = request.headers.get("x-csrf-token", "")
+    expected = _expected_csrf(request)
+    if not expected or not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise CsrfFailed("表单已失效或来源不明（安全校验未通过），未执行任何操作。请刷新页面后重试")
 
 
+async def csrf_guard(request: Request) -> None:
+    """Every state-changing page request carries the CSRF token (a dependency of the whole pages router).
+
+    The parsed form is cached on the request, so the route reads the same form without parsing twice."""
+    if request.method in SAFE_METHODS:
+        return
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+    else:
+        form = FormData()
+    check_csrf(request, form)
+
+
 def render(request: Request, name: str, ctx: dict[str, Any] | None = None, status: int = 200,
-           active: str = "") -> HTMLResponse:
+           active: str = "", headers: dict[str, str] | None = None) -> HTMLResponse:
     ctx = dict(ctx or {})
     ctx.setdefault("active", active)
     ctx.setdefault("crumbs", [])
     ctx["csrf"] = csrf_token(request)
     ctx["site_name"] = request.app.state.dangan.settings.site_name
-    ctx["actor"] = current_actor(request)
-    resp = templates.TemplateResponse(request, name, ctx, status_code=status)
+    actor = optional_actor(request)
+    ctx["actor"] = actor
+    ctx["nav"] = nav_for(actor)
+    ctx["can"] = lambda *actions: can(actor, *actions)
+    ctx["role_names"] = [ROLE_LABELS.get(r, r) for r in sorted(actor.roles, key=_role_order)] if actor else []
+    resp = templates.TemplateResponse(request, name, ctx, status_code=status, headers=headers)
     if getattr(request.state, "csrf_new", False):
         resp.set_cookie(CSRF_COOKIE, ctx["csrf"], httponly=True, samesite="strict", path="/",
-                        secure=request.url.scheme == "https")
+                        secure=is_https(request))
     return resp
+
+
+def _role_order(code: str) -> int:
+    keys = list(ROLE_LABELS)
+    return keys.index(code) if code in keys else len(keys)
 
 
 def error_page(request: Request, status: int, title: str, message: str, problems: list[dict[str, Any]] | None = None,

@@ -19,6 +19,37 @@
     }
   });
 
+  document.addEventListener("click", function (ev) {
+    var el = ev.target && ev.target.closest ? ev.target.closest("button") : null;
+    if (!el) { return; }
+    if (el.classList.contains("demo-fill")) {
+      // login page of a demo archive: fill in a demo account
+      var u = document.getElementById("username"), p = document.getElementById("password");
+      if (u && p) { u.value = el.getAttribute("data-username"); p.value = el.getAttribute("data-password"); p.focus(); }
+      return;
+    }
+    if (el.classList.contains("copy-btn")) {
+      var src = document.getElementById(el.getAttribute("data-copy"));
+      if (!src) { return; }
+      var done = el.parentNode.querySelector(".copy-done");
+      var show = function () { if (done) { done.hidden = false; } };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(src.textContent.trim()).then(show, function () { selectText(src); });
+      } else {
+        selectText(src);
+        try { if (document.execCommand("copy")) { show(); } } catch (e) { /* selected: the user copies by hand */ }
+      }
+    }
+  });
+
+  function selectText(node) {
+    var range = document.createRange();
+    range.selectNodeContents(node);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
   document.addEventListener("submit", function (ev) {
     var btn = ev.submitter || (ev.target && ev.target.querySelector("[data-confirm]"));
     var msg = btn && btn.getAttribute && btn.getAttribute("data-confirm");
