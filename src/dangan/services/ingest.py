@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dangan.db.models import File, NumberCounter, Record, utcnow
@@ -490,6 +490,7 @@ def _allocate(s: Session, filed: list[_Item]) -> dict[int, tuple[int, str]]:
         assert item.code is not None
         classes.setdefault((item.row["category_id"], item.row["level"], item.code[1]), []).append(item)
     out: dict[int, tuple[int, str]] = {}
+    steps: list[dict[str, Any]] = []
     for (category_id, level, key), members in classes.items():
         first = allocate(s, category_id, level, key)
         used = 0
@@ -502,11 +503,14 @@ def _allocate(s: Session, filed: list[_Item]) -> dict[int, tuple[int, str]]:
                 continue
             used += 1
         if used != 1:  # allocate took one number: take the rest of the block, or give back the one not used
-            s.execute(update(NumberCounter)
-                      .where(NumberCounter.category_id == category_id, NumberCounter.level == level,
-                             NumberCounter.class_key == key)
-                      .values(last_value=NumberCounter.last_value + (used - 1))
-                      .execution_options(synchronize_session=False))
+            steps.append({"b_category": category_id, "b_level": level, "b_key": key, "b_step": used - 1})
+    if steps:  # all classes in one executemany
+        c = NumberCounter.__table__.c
+        s.connection().execute(
+            update(NumberCounter.__table__)
+            .where(c.category_id == bindparam("b_category"), c.level == bindparam("b_level"),
+                   c.class_key == bindparam("b_key"))
+            .values(last_value=c.last_value + bindparam("b_step")), steps)
     return out
 
 
