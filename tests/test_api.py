@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import re
+import secrets
 import time
 from typing import Any
 from urllib.parse import quote
@@ -13,19 +14,86 @@ from urllib.parse import quote
 import anyio
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from dangan.db.models import Department, LoginSession, User, UserDepartment, UserRole
 from dangan.services.context import Dangan
 from dangan.web.app import create_app
+from dangan.web.deps import SESSION_COOKIE
 
 API = "/api/v1"
+PW = "Archive#2026x"
+_HASHES: dict[str, str] = {}
 GOOD = {"title": "关于做好2024年度档案归档工作的通知", "year": 2024, "retention_period": "Y",
         "responsible": "示范市人民政府办公室", "date": "2024-03-05", "doc_number": "示政办〔2024〕12号", "pages": 3}
 PDF = b"%PDF-1.4\n% dangan api test\n1 0 obj << >> endobj\n%%EOF\n"
 
 
+# ---------------------------------------------------------------- logged-in clients (shared with the other web tests)
+
+
+def password_hash(password: str = PW) -> str:
+    """argon2 costs ~0.2 s a hash: the test accounts share one, computed once per process."""
+    if password not in _HASHES:
+        from dangan.services.identity import _hasher
+
+        _HASHES[password] = _hasher.hash(password)
+    return _HASHES[password]
+
+
+def add_user(app: Dangan, username: str, roles: tuple[str, ...] | list[str] = (), clearance: str = "公开",
+             depts: tuple[str, ...] | list[str] = (), *, must_change: bool = False, system: bool = False) -> int:
+    """An account written straight to the database (the identity service itself is tested in test_identity)."""
+    with app.sessions() as s, s.begin():
+        u = User(username=username, display_name=username.upper(), password_hash=password_hash(), clearance=clearance,
+                 must_change_password=must_change, is_system_account=system)
+        s.add(u)
+        s.flush()
+        for r in roles:
+            s.add(UserRole(user_id=u.id, role_code=r, granted_by="test"))
+        for code in depts:
+            d = s.scalar(select(Department).where(Department.code == code))
+            s.add(UserDepartment(user_id=u.id, department_id=d.id))
+        return u.id
+
+
+def open_session(app: Dangan, username: str) -> tuple[str, str]:
+    """A login session for the user, as identity.login would start it: (cookie value, CSRF token)."""
+    from dangan.services.identity import sha256_hex
+
+    raw, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    with app.sessions() as s, s.begin():
+        uid = s.scalar(select(User.id).where(User.username == username))
+        s.add(LoginSession(id=sha256_hex(raw), user_id=uid, csrf_token=csrf))
+    return raw, csrf
+
+
+def session_client(web: Any, app: Dangan, username: str, *, csrf_header: bool = True) -> TestClient:
+    """A client logged in as `username`; like a page script it repeats the CSRF token in X-CSRF-Token."""
+    raw, token = open_session(app, username)
+    c = TestClient(web, base_url="http://testserver", headers={"X-CSRF-Token": token} if csrf_header else {})
+    c.cookies.set(SESSION_COOKIE, raw)
+    c.csrf = token  # type: ignore[attr-defined]
+    return c
+
+
 @pytest.fixture
-def client(app: Dangan) -> TestClient:
-    return TestClient(create_app(app), base_url="http://testserver")
+def web(app: Dangan) -> Any:
+    return create_app(app)
+
+
+@pytest.fixture
+def client(web: Any, app: Dangan) -> TestClient:
+    """The 档案部门负责人 (机密, 办公室): files, reads and changes records, manages fonds, runs fixity checks."""
+    add_user(app, "head", ["records_head"], "机密", ["BGS"])
+    return session_client(web, app, "head")
+
+
+@pytest.fixture
+def auditor(web: Any, app: Dangan) -> TestClient:
+    """The 安全审计员: the only one who reads the audit trail."""
+    add_user(app, "aud", ["auditor"])
+    return session_client(web, app, "aud")
 
 
 def new_record(client: TestClient, **over: Any) -> dict[str, Any]:
@@ -49,8 +117,7 @@ def problem_codes(r: Any) -> dict[str, str]:
 
 
 def csrf(client: TestClient) -> str:
-    client.get("/records/new")
-    return client.cookies["dangan_csrf"]
+    return client.csrf  # type: ignore[attr-defined,no-any-return]
 
 
 # ---------------------------------------------------------------- 全宗、机构、门类
@@ -144,7 +211,7 @@ def test_volume_and_children_by_parent(client: TestClient) -> None:
     assert r.status_code == 422 and problem_codes(r) == {"parent_id": "REQUIRED"}
 
 
-def test_submit_return_file_and_patch(client: TestClient) -> None:
+def test_submit_return_file_and_patch(client: TestClient, auditor: TestClient) -> None:
     rec = new_record(client)
     rid = rec["id"]
     assert rec["state"] == "pre_filing" and rec["archival_code"] is None
@@ -172,12 +239,13 @@ def test_submit_return_file_and_patch(client: TestClient) -> None:
     r = client.patch(f"{API}/records/{rid}", json={"metadata": {"pages": 6}, "reason": "页数核对更正"})
     assert r.status_code == 200 and r.json()["metadata"]["pages"] == 6
 
-    events = client.get(f"{API}/audit/events", params={"object_type": "record", "object_id": rid}).json()["items"]
+    events = auditor.get(f"{API}/audit/events", params={"object_type": "record", "object_id": rid}).json()["items"]
     actions = [e["action"] for e in events]
     for a in ("record.create", "record.submit", "record.return", "record.file", "record.update"):
         assert a in actions
     assert all(e["object_id"] == str(rid) for e in events)
-    assert client.post(f"{API}/audit/verify").json()["ok"] is True
+    assert auditor.post(f"{API}/audit/verify").json()["ok"] is True
+    assert all(e["actor"] == "head" for e in events)
 
 
 # ---------------------------------------------------------------- records: bad input changes nothing
@@ -272,7 +340,7 @@ def test_unknown_ids_give_404_json_with_code(client: TestClient) -> None:
 # ---------------------------------------------------------------- files
 
 
-def test_multipart_create_then_download_with_digests(client: TestClient, app: Dangan) -> None:
+def test_multipart_create_then_download_with_digests(client: TestClient, auditor: TestClient, app: Dangan) -> None:
     name = "关于做好2024年度档案归档工作的通知（正文）.pdf"
     r = client.post(f"{API}/records/multipart",
                     data={"fonds": "Z109", "category": "WS", "department": "BGS", "state": "filed",
@@ -304,7 +372,7 @@ def test_multipart_create_then_download_with_digests(client: TestClient, app: Da
     inline = client.get(f"{API}/files/{f['id']}/content", params={"inline": "true"})
     assert inline.headers["content-disposition"].startswith("inline; ")
 
-    events = client.get(f"{API}/audit/events", params={"action": "file.download"}).json()["items"]
+    events = auditor.get(f"{API}/audit/events", params={"action": "file.download"}).json()["items"]
     assert events and events[0]["object_id"] == str(f["id"])
 
 
@@ -367,7 +435,8 @@ def _multipart(fields: dict[str, str], file_name: str, content: bytes, boundary:
     return out
 
 
-def _send_then_disconnect(asgi: Any, path: str, body: bytes, sent_bytes: int) -> list[dict[str, Any]]:
+def _send_then_disconnect(asgi: Any, path: str, body: bytes, sent_bytes: int,
+                          auth: TestClient | None = None) -> list[dict[str, Any]]:
     """Drive the ASGI app like a server whose client went away after `sent_bytes` of the body."""
     chunks = [body[i:i + 4096] for i in range(0, sent_bytes, 4096)]
     queue = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
@@ -376,6 +445,9 @@ def _send_then_disconnect(asgi: Any, path: str, body: bytes, sent_bytes: int) ->
              "headers": [(b"host", b"testserver"), (b"content-length", str(len(body)).encode()),
                          (b"content-type", b"multipart/form-data; boundary=dangan-test-boundary")],
              "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    if auth is not None:  # the session cookie and CSRF header of a logged-in client
+        scope["headers"] += [(b"cookie", f"{SESSION_COOKIE}={auth.cookies[SESSION_COOKIE]}".encode()),
+                             (b"x-csrf-token", auth.csrf.encode())]  # type: ignore[attr-defined]
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -388,19 +460,18 @@ def _send_then_disconnect(asgi: Any, path: str, body: bytes, sent_bytes: int) ->
     return sent
 
 
-def test_interrupted_upload_stores_nothing(client: TestClient, app: Dangan) -> None:
-    web = create_app(app)
+def test_interrupted_upload_stores_nothing(client: TestClient, app: Dangan, web: Any) -> None:
     big = b"%PDF-1.4\n" + bytes(range(256)) * 8000  # ~2 MB: spooled to disk by the parser
     fields = {"fonds": "Z109", "category": "WS", "department": "BGS", "metadata": json.dumps(GOOD, ensure_ascii=False)}
     body = _multipart(fields, "大文件.pdf", big)
-    sent = _send_then_disconnect(web, f"{API}/records/multipart", body, len(body) // 2)
+    sent = _send_then_disconnect(web, f"{API}/records/multipart", body, len(body) // 2, client)
     start = next(m for m in sent if m["type"] == "http.response.start")
     assert start["status"] == 400
     assert total(client) == 0 and blobs(app) == []
 
     rid = new_record(client)["id"]
     body = _multipart({"role": "main"}, "大文件.pdf", big)
-    _send_then_disconnect(web, f"{API}/records/{rid}/files", body, len(body) - 100)  # closing boundary never came
+    _send_then_disconnect(web, f"{API}/records/{rid}/files", body, len(body) - 100, client)  # closing boundary never came
     assert client.get(f"{API}/records/{rid}/files").json() == [] and blobs(app) == []
     # the complete upload of the same content then works
     r = client.post(f"{API}/records/{rid}/files", files=[("files", ("大文件.pdf", big, "application/pdf"))])
@@ -410,16 +481,16 @@ def test_interrupted_upload_stores_nothing(client: TestClient, app: Dangan) -> N
 # ---------------------------------------------------------------- audit and fixity
 
 
-def test_audit_events_filters_and_verify(client: TestClient) -> None:
+def test_audit_events_filters_and_verify(client: TestClient, auditor: TestClient) -> None:
     rid = new_record(client)["id"]
-    r = client.get(f"{API}/audit/events", params={"object_type": "record", "object_id": rid, "limit": 1})
+    r = auditor.get(f"{API}/audit/events", params={"object_type": "record", "object_id": rid, "limit": 1})
     body = r.json()
     assert len(body["items"]) == 1 and body["next_before_seq"] == body["items"][0]["seq"]
-    older = client.get(f"{API}/audit/events", params={"object_type": "record", "object_id": rid,
+    older = auditor.get(f"{API}/audit/events", params={"object_type": "record", "object_id": rid,
                                                       "before_seq": body["next_before_seq"]}).json()["items"]
     assert all(e["seq"] < body["next_before_seq"] for e in older)
-    assert client.get(f"{API}/audit/events", params={"actor": "admin", "action": "record.create"}).json()["items"]
-    rep = client.post(f"{API}/audit/verify").json()
+    assert auditor.get(f"{API}/audit/events", params={"actor": "head", "action": "record.create"}).json()["items"]
+    rep = auditor.post(f"{API}/audit/verify").json()
     assert rep["ok"] is True and rep["checked"] > 3 and rep["problems"] == []
 
 
@@ -473,12 +544,13 @@ def test_openapi_and_docs(client: TestClient) -> None:
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
 
-def test_xss_title_is_escaped_in_html_pages(client: TestClient) -> None:
+def test_xss_title_is_escaped_in_html_pages(client: TestClient, auditor: TestClient) -> None:
     rec = new_record(client, metadata={**GOOD, "title": XSS, "responsible": '"><svg onload=alert(3)>'})
     client.post(f"{API}/records/{rec['id']}/files", files=[("files", ('<img src=x onerror=alert(4)>.pdf', PDF, "application/pdf"))])
-    for url in (f"/records/{rec['id']}", "/records", "/records?sort=newest", "/", "/audit",
-                f"/records?q={quote(XSS)}", f"/audit?object_id={quote(XSS)}"):
-        html = client.get(url).text
+    for who, url in ((client, f"/records/{rec['id']}"), (client, "/records"), (client, "/records?sort=newest"),
+                     (client, "/"), (auditor, "/audit"), (client, f"/records?q={quote(XSS)}"),
+                     (auditor, f"/audit?object_id={quote(XSS)}")):
+        html = who.get(url).text
         assert "<script>alert(1)" not in html and "<img src=x" not in html and "<svg onload" not in html, url
     detail = client.get(f"/records/{rec['id']}").text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in detail
@@ -486,12 +558,15 @@ def test_xss_title_is_escaped_in_html_pages(client: TestClient) -> None:
     assert "script-src 'self'" in client.get("/").headers["content-security-policy"]
 
 
-def test_pages_render(client: TestClient) -> None:
+def test_pages_render(client: TestClient, auditor: TestClient) -> None:
     rid = new_record(client, state="filed")["id"]
-    for url, text in (("/", "各门类档案数量"), ("/records", "档案浏览"), ("/records?fonds=Z109&category=WS&year=2024", "2024 年"),
-                      (f"/records/{rid}", "Z109-WS·2024-Y-BGS-0001"), ("/records/new?category=KU&level=item", "所属案卷"),
-                      ("/fonds", "DA/T 46 编号"), ("/audit", "校验哈希链"), ("/fixity", "开始检测"), ("/api/v1/docs", "接口文档")):
-        r = client.get(url)
+    for who, url, text in ((client, "/", "各门类档案数量"), (client, "/records", "档案浏览"),
+                           (client, "/records?fonds=Z109&category=WS&year=2024", "2024 年"),
+                           (client, f"/records/{rid}", "Z109-WS·2024-Y-BGS-0001"),
+                           (client, "/records/new?category=KU&level=item", "所属案卷"), (client, "/fonds", "DA/T 46 编号"),
+                           (auditor, "/audit", "校验哈希链"), (client, "/fixity", "开始检测"),
+                           (client, "/api/v1/docs", "接口文档")):
+        r = who.get(url)
         assert r.status_code == 200, url
         assert text in r.text, url
         assert '<html lang="zh-CN">' in r.text
@@ -505,6 +580,7 @@ def test_pages_render(client: TestClient) -> None:
 
 def test_form_post_requires_csrf_token(client: TestClient) -> None:
     rid = new_record(client)["id"]
+    client.headers.pop("X-CSRF-Token")  # a form sent by the browser carries only its hidden field
     r = client.post(f"/records/{rid}/submit", data={})
     assert r.status_code == 403 and "安全校验未通过" in r.text
     r = client.post(f"/records/{rid}/submit", data={"csrf_token": "x" * 43})
@@ -565,23 +641,18 @@ def test_form_path_traversal_file_name_shown_next_to_file(client: TestClient, ap
     assert total(client) == 0 and blobs(app) == []
 
 
-def test_dashboard_counts_are_trimmed_for_the_acting_user(app: Dangan, client: TestClient) -> None:
-    from dangan.services.context import Actor
-    from dangan.web.deps import current_actor
-
+def test_dashboard_counts_are_trimmed_for_the_acting_user(app: Dangan, web: Any, client: TestClient) -> None:
     new_record(client)
     new_record(client, metadata={**GOOD, "title": "涉密文件", "security_level": "秘密", "secrecy_period": "10年"})
-    web = create_app(app)
-    reader = Actor("reader1", "利用者", frozenset({"reader"}), "127.0.0.1", clearance="公开",
-                   grants=(("record.read", "all"),))
-    for a in (web, web.state.api):  # current_actor is the one place that decides who acts
-        a.dependency_overrides[current_actor] = lambda: reader
-    c = TestClient(web)
+    add_user(app, "reader1", ["reader"], "公开")
+    c = session_client(web, app, "reader1")
     html = c.get("/").text
     total_card = re.search(r'档案总数</span>\s*<span class="stat-value">(\d+)<', html)
     assert total_card and total_card.group(1) == "1"
-    assert "审计日志仅对安全审计员开放" in html
+    assert "最近操作" not in html and "操作记录由安全审计员在审计日志中查阅" in html
+    assert 'href="/records/new"' not in html  # a reader is not offered what they may not do
     r = c.get(f"{API}/audit/events")
     assert r.status_code == 403 and r.json()["error"]["code"] == "PERMISSION_DENIED"
     r = c.get(f"{API}/fixity/runs")
     assert r.status_code == 403
+    assert c.get(f"{API}/records").json()["total"] == 1

@@ -90,6 +90,6 @@ def create_category(fonds_code: str, body: CategoryCreate, dangan: Dangan = Depe
 
 
 @router.get("/category-presets", summary="可用的预置门类")
-def list_presets() -> list[dict[str, Any]]:
+def list_presets(actor: Actor = Depends(current_actor)) -> list[dict[str, Any]]:
     return [{"code": k, "name": v["name"], "arrangement": v["arrangement"], "code_preset": v["code_preset"],
              "basis": v["basis"]} for k, v in CATEGORY_PRESETS.items()]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from dangan.domain.access import ACTION_LABELS, ROLE_LABELS, SCOPE_LABELS
-from dangan.errors import NotFound
+from dangan.errors import NotFound, PermissionDenied
 from dangan.services import fonds, identity
 from dangan.services.browse import security_levels
 from dangan.services.context import Actor, Dangan
@@ -96,8 +96,11 @@ def me(request: Request, dangan: Dangan = Depends(get_dangan), _: Actor = Depend
     return _me(dangan, current_identity(request))
 
 
-@router.post("/me/password", status_code=204, summary="修改本人密码")
-def change_password(body: PasswordChange, dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(pending_actor)) -> None:
+@router.post("/me/password", status_code=204, summary="修改本人密码（登录会话；接口令牌不能修改密码）")
+def change_password(request: Request, body: PasswordChange, dangan: Dangan = Depends(get_dangan),
+                    actor: Actor = Depends(pending_actor)) -> None:
+    if current_identity(request).via != "session":
+        raise PermissionDenied("接口令牌不能修改账号密码，请登录后在“修改密码”页面修改", code="PERMISSION_DENIED")
     identity.change_password(dangan, actor, body.old_password, body.new_password)
 
 

@@ -261,7 +261,10 @@ def _form_ctx(dangan: Dangan, actor: Actor, fonds_code: str | None, category: st
     if not all_fonds:
         raise NotFound("还没有全宗，请先用 dangan fonds create 或接口 POST /api/v1/fonds 新建全宗", code="FONDS_NOT_FOUND")
     codes = [f["code"] for f in all_fonds]
-    fonds_code = fonds_code.upper() if fonds_code and fonds_code.upper() in codes else codes[0]
+    if not (fonds_code and fonds_code.upper() in codes):
+        # the first fonds that has categories to file into (a fonds just created has none yet)
+        fonds_code = next((c for c in codes if categories.list_categories(dangan, actor, c)), codes[0])
+    fonds_code = fonds_code.upper()
     cats = categories.list_categories(dangan, actor, fonds_code)
     if not cats:
         raise NotFound(f"全宗 {fonds_code} 还没有门类，请先新建门类", code="CATEGORY_NOT_FOUND")

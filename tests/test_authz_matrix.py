@@ -1,0 +1,402 @@
+"""The authorisation matrix: every route of the web app and the API, as every kind of principal.
+
+The test enumerates `app.routes` itself (pages, the mounted API, static files). Each route needs a rule in
+EXPECT below; a route without one fails the test, so a new page or endpoint cannot slip in unchecked.
+Routes that name a record or a file are called with a visible record (公开, 办公室, 已归档) and a hidden one
+(秘密, same department) and a file of each.
+
+"allowed" means the request got past authentication and authorisation: any answer but 401, 403, 404 or a
+redirect to the login page (a 409 or 422 from the business rules is fine: the caller was let in). "denied"
+is one of those. A 5xx answer always fails.
+
+A second test checks that list totals, facets and dashboard counts of two users with the same role and
+scope are equal, and do not move when records they may not see are added.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
+
+from dangan.config import load_settings
+from dangan.demo.build import build_demo
+from dangan.services import browse
+from dangan.services import identity as idn
+from dangan.services.context import Actor, Dangan
+from dangan.services.files import NewFile
+from dangan.services.records import RecordInput, create_record
+from dangan.services.setup import init
+from dangan.web.app import create_app
+from test_api import add_user, session_client
+
+USERS = ("sysadmin", "secadmin", "auditor", "head", "dangan", "bgs", "cwk", "leader", "reader")
+PRINCIPALS = ("anonymous", *USERS, "token")
+EVERYONE = frozenset(PRINCIPALS)
+LOGIN = frozenset(USERS)                      # a page: any logged-in user (API tokens do not open pages)
+LOGIN_API = frozenset(USERS) | {"token"}      # an endpoint: any logged-in user or token
+
+
+def only(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+THREE_ADMINS = only("sysadmin", "secadmin", "auditor")
+FIXITY = only("sysadmin", "head", "dangan")
+FONDS_MANAGE = only("sysadmin", "head")
+ARCHIVISTS = only("head", "dangan")
+# the visible record V: 公开, 办公室 (BGS), filed, 文书 (WS). The hidden one H: 秘密, otherwise the same.
+READ = {"V": only("head", "dangan", "bgs", "leader", "reader", "token"), "H": only("head", "dangan", "leader")}
+READ_PAGE = {"V": only("head", "dangan", "bgs", "leader", "reader"), "H": only("head", "dangan", "leader")}
+DOWNLOAD = {"V": only("head", "dangan", "bgs", "leader", "token"), "H": only("head", "dangan", "leader")}
+# after filing only the archivists act on a record (clerks: their department, before filing)
+CHANGE = {"V": ARCHIVISTS, "H": ARCHIVISTS}
+
+EXPECT: dict[str, Any] = {
+    # ------------------------------------------------------------ pages
+    "GET /login": EVERYONE,
+    "POST /login": EVERYONE,
+    "POST /logout": EVERYONE,
+    "GET /password": LOGIN,
+    "POST /password": LOGIN,
+    "GET /": LOGIN,
+    "GET /records": only("head", "dangan", "bgs", "cwk", "leader", "reader"),
+    "GET /records/new": only("head", "dangan", "bgs", "cwk"),
+    "POST /records/new": only("head", "dangan", "bgs"),  # into 办公室: not the 财务科 clerk
+    "GET /records/{record_id}": READ_PAGE,
+    "POST /records/{record_id}/submit": CHANGE,
+    "POST /records/{record_id}/file": CHANGE,
+    "POST /records/{record_id}/return": CHANGE,
+    "POST /records/{record_id}/files": CHANGE,
+    "GET /fonds": only("sysadmin", "head", "dangan", "bgs", "cwk", "leader", "reader"),
+    "GET /admin/users": only("sysadmin"),
+    "POST /admin/users": only("sysadmin"),
+    "POST /admin/users/{username}/password": only("sysadmin"),
+    "POST /admin/users/{username}/active": only("sysadmin"),
+    "POST /admin/users/{username}/departments": only("sysadmin"),
+    "GET /admin/roles": only("secadmin"),
+    "POST /admin/roles/{username}": only("secadmin"),
+    "POST /admin/roles/{username}/clearance": only("secadmin"),
+    "GET /admin/matrix": THREE_ADMINS,
+    "GET /admin/departments": FONDS_MANAGE,
+    "POST /admin/departments": FONDS_MANAGE,
+    "GET /admin/tokens": only("sysadmin"),
+    "POST /admin/tokens": only("sysadmin"),
+    "POST /admin/tokens/{token_id}/revoke": only("sysadmin"),
+    "GET /audit": only("auditor"),
+    "POST /audit/verify": only("auditor"),
+    "GET /audit/export": only("auditor"),
+    "GET /fixity": FIXITY,
+    "POST /fixity/start": FIXITY,
+    "GET /fixity/status.json": FIXITY,
+    "GET /api/v1/docs": LOGIN_API,  # the API documentation page also opens with an API token
+    "GET /static/{path}": EVERYONE,
+    # ------------------------------------------------------------ API
+    "GET /api/v1/openapi.json": EVERYONE,
+    "GET /api/v1/me": LOGIN_API,
+    "POST /api/v1/me/password": LOGIN,  # not with a token
+    "GET /api/v1/users": only("sysadmin", "secadmin"),
+    "GET /api/v1/users/{username}": only("sysadmin", "secadmin"),
+    "POST /api/v1/users": only("sysadmin"),
+    "POST /api/v1/users/{username}/password": only("sysadmin"),
+    "PUT /api/v1/users/{username}/active": only("sysadmin"),
+    "PUT /api/v1/users/{username}/departments": only("sysadmin"),
+    "PUT /api/v1/users/{username}/roles": only("secadmin"),
+    "PUT /api/v1/users/{username}/clearance": only("secadmin"),
+    "GET /api/v1/permission-matrix": THREE_ADMINS,
+    "GET /api/v1/tokens": only("sysadmin"),
+    "POST /api/v1/tokens": only("sysadmin"),
+    "POST /api/v1/tokens/{token_id}/revoke": only("sysadmin"),
+    "GET /api/v1/fonds": LOGIN_API,
+    "POST /api/v1/fonds": FONDS_MANAGE,
+    "GET /api/v1/fonds/{fonds_code}": LOGIN_API,
+    "GET /api/v1/fonds/{fonds_code}/departments": LOGIN_API,
+    "POST /api/v1/fonds/{fonds_code}/departments": FONDS_MANAGE,
+    "GET /api/v1/fonds/{fonds_code}/categories": LOGIN_API,
+    "GET /api/v1/fonds/{fonds_code}/categories/{category_code}": LOGIN_API,
+    "POST /api/v1/fonds/{fonds_code}/categories": FONDS_MANAGE,
+    "GET /api/v1/category-presets": LOGIN_API,
+    "GET /api/v1/records": LOGIN_API,          # everyone gets a list: trimmed to what they may see
+    "GET /api/v1/records/facets": LOGIN_API,
+    "POST /api/v1/records": only("head", "dangan", "bgs", "token"),
+    "POST /api/v1/records/multipart": only("head", "dangan", "bgs", "token"),
+    "GET /api/v1/records/{record_id}": READ,
+    "PATCH /api/v1/records/{record_id}": CHANGE,
+    "POST /api/v1/records/{record_id}/submit": CHANGE,
+    "POST /api/v1/records/{record_id}/return": CHANGE,
+    "POST /api/v1/records/{record_id}/file": CHANGE,
+    "POST /api/v1/records/{record_id}/files": CHANGE,
+    "GET /api/v1/records/{record_id}/files": READ,
+    "GET /api/v1/files/{file_id}": READ,
+    "GET /api/v1/files/{file_id}/content": DOWNLOAD,
+    "GET /api/v1/audit/events": only("auditor"),
+    "GET /api/v1/audit/export": only("auditor"),
+    "POST /api/v1/audit/verify": only("auditor"),
+    "POST /api/v1/fixity/check": FIXITY,
+    "POST /api/v1/fixity/jobs": FIXITY,
+    "GET /api/v1/fixity/jobs/{job_id}": FIXITY,
+    "GET /api/v1/fixity/runs": FIXITY,
+    "GET /api/v1/fixity/runs/{run_id}/failures": FIXITY,
+}
+
+BASE = {"year": 2024, "retention_period": "D30", "responsible": "示范市人民政府办公室", "date": "2024-05-06"}
+PDF = b"%PDF-1.4\n% authz matrix\n%%EOF\n"
+
+
+def enumerate_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path template) of every route, through included routers and mounted apps."""
+    for ctx in iter_route_contexts(routes):
+        r = ctx.original_route
+        if isinstance(r, Mount):
+            sub = getattr(r.app, "routes", None)
+            if sub is not None:
+                yield from enumerate_routes(list(sub), prefix + r.path)
+            else:  # static files
+                yield "GET", prefix + r.path + "/{path}"
+            continue
+        for m in sorted(ctx.methods or {"GET"}):
+            if m != "HEAD":
+                yield m, prefix + str(ctx.path)
+
+
+# ---------------------------------------------------------------- the archive and the principals
+
+
+def _record(app: Dangan, title: str, level: str) -> dict[str, Any]:
+    meta = {**BASE, "title": title, "security_level": level}
+    if level in ("秘密", "机密"):
+        meta["secrecy_period"] = "10年"
+    return create_record(app, Actor.system(), RecordInput("Z109", "WS", meta, department="BGS", state="filed"),
+                         [NewFile(f"{title}.pdf", io.BytesIO(PDF + title.encode()))])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    settings = load_settings(tmp_path_factory.mktemp("authz") / "data")
+    init(settings, admin_accounts=False)
+    app = Dangan(settings)
+    build_demo(app, Actor.system(), size=60)
+    vis, hid = _record(app, "公开的通知", "公开"), _record(app, "秘密的通知", "秘密")
+    add_user(app, "oa", ["clerk"], "内部", ["BGS"], system=True)
+    add_user(app, "target", ["reader"])
+    token = idn.create_token(app, Actor.system(), "OA 推送", "oa",
+                             actions=["record.read", "record.create", "file.add", "file.download"],
+                             categories=["WS"], departments=["BGS"])["token"]
+    spare = idn.create_token(app, Actor.system(), "待吊销", "oa", actions=["record.read"])["id"]
+    web = create_app(app)
+    web.state.jobs.start_fixity(app, Actor.system(), vis["id"])  # a job whose status the routes may ask for
+    web.state.jobs.join()
+    clients: dict[str, TestClient] = {u: session_client(web, app, u) for u in USERS}
+    anon = TestClient(web, base_url="http://testserver")
+    anon.get("/login")
+    anon.csrf = anon.cookies["dangan_csrf"]  # type: ignore[attr-defined]
+    clients["anonymous"] = anon
+    tok = TestClient(web, base_url="http://testserver", headers={"Authorization": f"Bearer {token}"})
+    tok.get("/login")  # like any visitor, it may use the login form (the token itself does not open pages)
+    tok.csrf = tok.cookies["dangan_csrf"]  # type: ignore[attr-defined]
+    clients["token"] = tok
+    yield {"app": app, "web": web, "clients": clients, "token": token,
+           "ids": {"V": (vis["id"], vis["files"][0]["id"]), "H": (hid["id"], hid["files"][0]["id"])},
+           "spare_token": spare, "run_id": browse.fixity_runs(app, Actor.system())[0]["id"]}
+    web.state.jobs.join()
+    app.close()
+
+
+def _fill(path: str, w: dict[str, Any], variant: str | None) -> str:
+    rid, fid = w["ids"][variant or "V"]
+    return (path.replace("{record_id}", str(rid)).replace("{file_id}", str(fid)).replace("{username}", "target")
+            .replace("{token_id}", str(w["spare_token"])).replace("{job_id}", w["web"].state.jobs.current.id)
+            .replace("{run_id}", str(w["run_id"])).replace("{fonds_code}", "Z109").replace("{category_code}", "WS")
+            .replace("{path}", "app.css"))
+
+
+def _request(key: str, who: str, n: int, w: dict[str, Any]) -> dict[str, Any]:
+    """A well-formed request for the route, unique per principal where it creates something."""
+    rid = w["ids"]["V"][0]
+    ws = {"fonds": "Z109", "category": "WS", "department": "BGS", "state": "pre_filing",
+          "metadata": {**BASE, "title": f"{who} 推送的通知"}}
+    bodies: dict[str, dict[str, Any]] = {
+        "POST /login": {"data": {"username": "", "password": ""}},
+        "POST /password": {"data": {"old_password": "x", "new_password": "Abcdef#12345", "confirm": "different"}},
+        "POST /admin/users": {"data": {"username": f"new{n}", "display_name": f"新用户{n}", "departments": "Z109/BGS"}},
+        "POST /admin/users/{username}/active": {"data": {"active": "1"}},
+        "POST /admin/users/{username}/departments": {"data": {"departments": "Z109/BGS"}},
+        "POST /admin/roles/{username}": {"data": {"roles": "reader"}},
+        "POST /admin/roles/{username}/clearance": {"data": {"clearance": "公开"}},
+        "POST /admin/departments": {"data": {"fonds": "Z109", "code": f"PD{n}", "name": f"页面机构{n}"}},
+        "POST /admin/tokens": {"data": {"name": f"page-{who}", "username": "target", "actions": "record.read",
+                                        "expires_days": "30"}},
+        "POST /records/new": {"data": {"fonds": "Z109", "category": "WS", "level": "item", "department": "BGS",
+                                       "save_as": "pre_filing", "m_title": f"{who} 新建的通知", "m_year": "2024",
+                                       "m_date": "2024-03-05", "m_retention_period": "D30", "m_responsible": "办公室",
+                                       "m_security_level": "公开"}},
+        "POST /records/{record_id}/submit": {"data": {"reason": "核对"}},
+        "POST /records/{record_id}/file": {"data": {"reason": "核对"}},
+        "POST /records/{record_id}/return": {"data": {"reason": "核对"}},
+        "POST /records/{record_id}/files": {"data": {"role": "main"}, "files": {"files": ("补充.pdf", PDF + b"x", "application/pdf")}},
+        "POST /api/v1/me/password": {"json": {"old_password": "not-the-password", "new_password": "Another#2026x"}},
+        "POST /api/v1/users": {"json": {"username": f"api{n}", "display_name": f"接口用户{n}", "password": "Archive#2026x!"}},
+        "POST /api/v1/users/{username}/password": {"json": {"password": "Reset#2026abcd"}},
+        "PUT /api/v1/users/{username}/active": {"json": {"active": True}},
+        "PUT /api/v1/users/{username}/departments": {"json": {"departments": ["BGS"]}},
+        "PUT /api/v1/users/{username}/roles": {"json": {"roles": ["reader"]}},
+        "PUT /api/v1/users/{username}/clearance": {"json": {"clearance": "公开"}},
+        "POST /api/v1/tokens": {"json": {"name": f"api-{who}", "username": "target", "actions": ["record.read"],
+                                         "expires_days": 30}},
+        "POST /api/v1/fonds": {"json": {"code": f"T{n:03d}", "name": f"测试全宗{n}"}},
+        "POST /api/v1/fonds/{fonds_code}/departments": {"json": {"code": f"AD{n}", "name": f"接口机构{n}"}},
+        "POST /api/v1/fonds/{fonds_code}/categories": {"json": {"preset": "WS"}},  # exists: 409 once let in
+        "POST /api/v1/records": {"json": ws},
+        "POST /api/v1/records/multipart": {"data": {**ws, "metadata": json.dumps(ws["metadata"], ensure_ascii=False)},
+                                           "files": {"files": (f"{who}.pdf", PDF + who.encode(), "application/pdf")}},
+        "PATCH /api/v1/records/{record_id}": {"json": {"metadata": {"pages": 2}, "reason": "核对", "row_version": 0}},
+        "POST /api/v1/records/{record_id}/submit": {"json": {"reason": "核对"}},
+        "POST /api/v1/records/{record_id}/return": {"json": {"reason": "核对"}},
+        "POST /api/v1/records/{record_id}/file": {"json": {"reason": "核对"}},
+        "POST /api/v1/records/{record_id}/files": {"files": {"files": ("补充.pdf", PDF + b"y", "application/pdf")}},
+        "POST /api/v1/fixity/check": {"json": {"record_id": rid}},
+        "POST /api/v1/fixity/jobs": {"json": {"record_id": rid}},
+        "GET /api/v1/audit/export": {"params": {"format": "json"}},
+        "GET /audit/export": {"params": {"format": "csv"}},
+        "GET /api/v1/audit/events": {"params": {"limit": 5}},
+    }
+    return dict(bodies.get(key, {}))
+
+
+def outcome(r: Any) -> str:
+    if r.status_code >= 500:
+        return f"ERROR {r.status_code}"
+    if r.status_code in (401, 403, 404):
+        return "deny"
+    if r.status_code in (301, 302, 303, 307):
+        loc = r.headers.get("location", "")
+        if loc == "/login" or loc.startswith("/login?next="):
+            return "deny"
+    return "allow"
+
+
+def test_every_route_answers_every_principal_as_the_matrix_says(world: dict[str, Any]) -> None:
+    web = world["web"]
+    routes = sorted(set(enumerate_routes(list(web.routes))), key=lambda mp: (mp == ("POST", "/logout"), mp[1], mp[0]))
+    keys = [f"{m} {p}" for m, p in routes]
+    missing = [k for k in keys if k not in EXPECT]
+    assert not missing, "routes without a rule in EXPECT (add one): " + ", ".join(missing)
+    stale = sorted(set(EXPECT) - set(keys))
+    assert not stale, "rules for routes that no longer exist: " + ", ".join(stale)
+
+    wrong: list[str] = []
+    calls = 0
+    for n, who in enumerate(PRINCIPALS):
+        c = world["clients"][who]
+        for key in keys:  # POST /logout last: it ends the session
+            method, template = key.split(" ", 1)
+            rule = EXPECT[key]
+            variants = ["V", "H"] if isinstance(rule, dict) else [None]
+            for variant in variants:
+                allowed = rule[variant] if variant else rule
+                kw = _request(key, who, n, world)
+                if method != "GET" and not template.startswith("/api/") and c.csrf:  # type: ignore[attr-defined]
+                    kw["data"] = {**kw.get("data", {}), "csrf_token": c.csrf}  # type: ignore[attr-defined]
+                r = c.request(method, _fill(template, world, variant), follow_redirects=False, **kw)
+                calls += 1
+                got, want = outcome(r), ("allow" if who in allowed else "deny")
+                if got != want:
+                    wrong.append(f"{who:9} {key}{f' [{variant}]' if variant else ''}: expected {want}, got "
+                                 f"{r.status_code} {r.headers.get('location', '')} {r.text[:160]!r}")
+    assert calls > 900
+    assert not wrong, f"{len(wrong)} of {calls} answers differ from the matrix:\n" + "\n".join(wrong)
+
+
+def test_denials_of_hidden_records_look_like_missing_ones(world: dict[str, Any]) -> None:
+    """The matrix says 'deny'; here: the hidden record's 404 is the missing record's 404, word for word."""
+    reader = session_client(world["web"], world["app"], "reader")  # the matrix test logged its clients out
+    hid_rid, hid_fid = world["ids"]["H"]
+    for path, missing in ((f"/api/v1/records/{hid_rid}", "/api/v1/records/99999999"),
+                          (f"/api/v1/files/{hid_fid}", "/api/v1/files/99999999"),
+                          (f"/api/v1/files/{hid_fid}/content", "/api/v1/files/99999999/content"),
+                          (f"/api/v1/records/{hid_rid}/files", "/api/v1/records/99999999/files")):
+        a, b = reader.get(path), reader.get(missing)
+        assert a.status_code == b.status_code == 404
+        ea, eb = a.json()["error"], b.json()["error"]
+        assert ea["code"] == eb["code"]
+        assert ea["message"].replace(str(hid_rid), "N").replace(str(hid_fid), "N") == eb["message"].replace("99999999", "N")
+
+
+# ---------------------------------------------------------------- counts do not reveal hidden records
+
+
+FILTERS = [{}, {"fonds": "Z109"}, {"fonds": "Z109", "category": "WS"}, {"year": 2024}, {"state": "filed"},
+           {"retention_period": "Y"}, {"q": "通知"}, {"q": "秘密"}, {"fonds": "Z109", "department": "BGS"},
+           {"fonds": "Z109", "department": "CWK"}, {"security_level": "秘密"}]
+
+
+def _numbers(html: str, start: str, end: str) -> list[str]:
+    part = html[html.index(start):html.index(end, html.index(start))]
+    return (re.findall(r'class="(?:count|stat-value|num strong|num|bar-value)">([\d,]+)<', part)
+            + re.findall(r"<b>([\d,]+)</b>", part) + re.findall(r"共 ([\d,]+) 条", part))
+
+
+def snapshot(c: TestClient) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in FILTERS:
+        key = json.dumps(f, ensure_ascii=False, sort_keys=True)
+        r = c.get("/api/v1/records", params=f)
+        assert r.status_code == 200, r.text
+        out["total " + key] = r.json()["total"]
+        out["facets " + key] = c.get("/api/v1/records/facets", params=f).json()
+    home = c.get("/").text
+    out["dashboard"] = _numbers(home, 'class="stats"', "最近著录")
+    for url in ("/records", "/records?fonds=Z109&category=WS", "/records?fonds=Z109&category=WS&year=2024",
+                "/records?fonds=Z109&category=WS&year=2024&retention=D30", "/records?q=%E9%80%9A%E7%9F%A5"):
+        html = c.get(url).text
+        out["tree " + url] = _numbers(html, 'class="browse"', "</main>")
+    return out
+
+
+def test_counts_facets_and_dashboard_do_not_change_with_hidden_records(world: dict[str, Any]) -> None:
+    app, web = world["app"], world["web"]
+    add_user(app, "reader2", ["reader"], "公开")
+    add_user(app, "bgs2", ["clerk"], "内部", ["BGS"])
+    pairs = {"reader": session_client(web, app, "reader2"), "bgs": session_client(web, app, "bgs2")}
+    control = session_client(web, app, "dangan")  # 机密: sees the new 秘密 and 机密 records
+    users = {who: session_client(web, app, who) for who in pairs}
+    before = {who: snapshot(users[who]) for who in pairs}
+    control_before = control.get("/api/v1/records").json()["total"]
+
+    # records neither pair may see: above their clearance, or (for the clerks) in another department
+    sysop = Actor.system()
+    for i, (level, dept) in enumerate([("秘密", "BGS"), ("机密", "BGS"), ("秘密", "CWK"), ("机密", "JJK"),
+                                       ("内部", "CWK"), ("内部", "JJK")]):
+        meta = {**BASE, "title": f"{level}的通知（{dept}）第{i}号", "security_level": level, "retention_period": "Y"}
+        if level in ("秘密", "机密"):
+            meta["secrecy_period"] = "10年"
+        create_record(app, sysop, RecordInput("Z109", "WS", meta, department=dept, state="filed"),
+                      [NewFile(f"hidden{i}.pdf", io.BytesIO(PDF + bytes([i])))])
+
+    for who, twin in pairs.items():
+        after, twin_after = snapshot(users[who]), snapshot(twin)
+        changed = sorted(k for k in before[who] if before[who][k] != after[k])
+        assert not changed, f"{who}: counts moved when records they may not see were added: {changed}"
+        assert after == twin_after, f"{who} and a user of the same role and scope see different counts"
+    assert control.get("/api/v1/records").json()["total"] > control_before  # the records were really added
+
+
+def test_reader_counts_ignore_above_clearance_records(app: Dangan) -> None:
+    """The plainest case, on a fresh archive: a 公开 reader sees exactly the 公开 records, before and after."""
+    web = create_app(app)
+    add_user(app, "r1", ["reader"])
+    add_user(app, "r2", ["reader"])
+    r1, r2 = session_client(web, app, "r1"), session_client(web, app, "r2")
+    _record(app, "公开甲", "公开")
+    before = snapshot(r1)
+    for i, level in enumerate(["内部", "秘密", "机密"] * 2):
+        _record(app, f"{level}乙{i}", level)
+    assert snapshot(r1) == before == snapshot(r2)
+    assert r1.get("/api/v1/records").json()["total"] == 1
