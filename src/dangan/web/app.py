@@ -46,6 +46,11 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if _has_nul(scope):
+            # a NUL cuts a C string short (SQLite LIKE would match everything; PostgreSQL refuses it)
+            body = {"error": {"code": "BAD_REQUEST", "message": "请求地址或查询参数中含有不允许的控制字符（NUL），未执行任何操作"}}
+            await JSONResponse(body, status_code=400)(scope, receive, send)
+            return
         if scope["method"] not in SAFE_METHODS and _cross_site(headers):
             body = {"error": {"code": "CROSS_SITE_REQUEST",
                               "message": "拒绝来自其他网站的提交请求（可能是跨站请求伪造），未执行任何操作"}}
@@ -66,6 +71,11 @@ class GuardMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _has_nul(scope: Scope) -> bool:
+    qs = scope.get("query_string", b"").lower()
+    return b"%00" in qs or b"\x00" in qs or "\x00" in scope.get("path", "")
 
 
 def _cross_site(headers: dict[str, str]) -> bool:
