@@ -132,7 +132,11 @@ def login_redirect(request: Request) -> Response:
     """Pages answer a missing login with the login page, which returns here afterwards (local paths only)."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     nxt = safe_next(target) if request.method == "GET" else "/"
-    resp = RedirectResponse("/login" + (f"?next={quote(nxt, safe='/')}" if nxt != "/" else ""), status_code=303)
-    if request.scope.get("dangan.stale_cookie"):
+    params = [f"next={quote(nxt, safe='/')}"] if nxt != "/" else []
+    stale = bool(request.scope.get("dangan.stale_cookie"))
+    if stale:
+        params.append("expired=1")
+    resp = RedirectResponse("/login" + ("?" + "&".join(params) if params else ""), status_code=303)
+    if stale:
         clear_session_cookie(resp, request)
     return resp

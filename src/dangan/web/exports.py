@@ -23,6 +23,7 @@ from dangan.services.context import Actor, Dangan
 
 # labels of events the identity faces write that the audit module does not name yet
 AUDIT_ACTION_LABELS = {**ACTION_LABELS, "audit.export": "导出审计日志"}
+AUDIT_OUTCOME_LABELS = {**AUDIT_OUTCOMES, "locked": "已锁定"}
 
 CSV_COLUMNS = [("seq", "序号"), ("occurred_at", "时间（UTC）"), ("actor", "操作者"), ("client_addr", "来源地址"),
                ("action", "操作代码"), ("action_label", "操作"), ("object_type", "对象类型"), ("object_id", "对象编号"),
@@ -45,6 +46,7 @@ def _csv(events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
         buf.seek(0)
         buf.truncate()
         e["action_label"] = AUDIT_ACTION_LABELS.get(e["action"], e["action_label"])
+        e["outcome_label"] = AUDIT_OUTCOME_LABELS.get(e["outcome"], e["outcome_label"])
         w.writerow([_cell(e.get(k)) for k, _ in CSV_COLUMNS])
         yield buf.getvalue().encode("utf-8")
 
@@ -56,7 +58,7 @@ def _json(events: Iterator[dict[str, Any]], meta: dict[str, Any]) -> Iterator[by
     for e in events:
         e.pop("id", None)
         e["action_label"] = AUDIT_ACTION_LABELS.get(e["action"], e["action_label"])
-        e["outcome_label"] = AUDIT_OUTCOMES.get(e["outcome"], e["outcome"])
+        e["outcome_label"] = AUDIT_OUTCOME_LABELS.get(e["outcome"], e["outcome"])
         yield (("" if first else ",\n") + json.dumps(e, ensure_ascii=False)).encode("utf-8")
         first = False
     yield b"\n]}\n"

@@ -44,23 +44,31 @@ def policy_text(app: Dangan) -> list[str]:
 
 
 def _login_page(request: Request, dangan: Dangan, *, next_url: str, error: str = "", username: str = "",
-                notice: str = "", status: int = 200) -> Response:
+                notice: str = "", notice_kind: str = "info", status: int = 200) -> Response:
     pol = browse.password_policy(dangan)
     return render(request, "login.html", {
-        "next": next_url, "error": error, "username": username, "notice": notice,
-        "demo": browse.demo_login_hint(dangan), "policy": pol, "crumbs": [("登录", None)],
+        "next": next_url, "error": error, "username": username, "notice": notice, "notice_kind": notice_kind,
+        "demo": browse.demo_login_hint(dangan), "policy": pol, "crumbs": [],
     }, status=status, active="login")
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next_url: str | None = Query(None, alias="next", max_length=2000),
-               bye: int | None = Query(None), dangan: Dangan = Depends(get_dangan)) -> Response:
+               bye: int | None = Query(None), expired: int | None = Query(None),
+               dangan: Dangan = Depends(get_dangan)) -> Response:
     nxt = safe_next(next_url)
     actor = optional_actor(request)
     if actor is not None:
         return RedirectResponse("/password" if actor.must_change_password else nxt, status_code=303)
-    notice = "已安全退出。" if bye else ("登录已超时或尚未登录，请登录后继续。" if next_url else "")
-    resp = _login_page(request, dangan, next_url=nxt, notice=notice)
+    stale = bool(request.scope.get("dangan.stale_cookie"))
+    if bye:
+        notice, kind = "已安全退出。", "ok"
+    elif stale or expired:
+        minutes = browse.password_policy(dangan).idle_timeout_minutes
+        notice, kind = f"登录已超时（{minutes} 分钟无操作会自动退出），请重新登录。", "info"
+    else:
+        notice, kind = ("请先登录，登录后将回到您要访问的页面。" if next_url else ""), "info"
+    resp = _login_page(request, dangan, next_url=nxt, notice=notice, notice_kind=kind)
     if request.scope.get("dangan.stale_cookie"):
         clear_session_cookie(resp, request)
     return resp

@@ -17,7 +17,7 @@ from dangan.domain.access import ACTION_LABELS, ROLE_LABELS, SCOPE_LABELS, THREE
 from dangan.errors import DanganError, PermissionDenied
 from dangan.services import categories, fonds, identity
 from dangan.services.browse import security_levels
-from dangan.services.context import Actor, Dangan
+from dangan.services.context import BOOTSTRAP_ADMIN, Actor, Dangan
 from dangan.services.setup import initial_password
 from dangan.web.deps import current_actor, get_dangan, require_any
 from dangan.web.ui.render import csrf_guard, render
@@ -25,8 +25,8 @@ from dangan.web.ui.render import csrf_guard, render
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
 
 NO_STORE = {"Cache-Control": "no-store"}
-# actions a business system's token is usually given, shown first on the token form
-TOKEN_ACTIONS = ["record.create", "file.add", "record.submit", "record.read", "file.download", "record.update"]
+# the actions a business system's token may be given on this page (administration is never done by a token)
+TOKEN_ACTIONS = ["record.create", "file.add", "record.submit", "record.read", "file.download", "record.update", "record.file"]
 
 
 async def form_data(request: Request) -> FormData:
@@ -70,6 +70,8 @@ def _reraise_denied(e: DanganError) -> None:
 
 
 def _state(u: dict[str, Any]) -> tuple[str, str]:
+    if u["username"] == BOOTSTRAP_ADMIN and not u["roles"]:
+        return "system", "内置（仅命令行）"
     if not u["is_active"]:
         return "off", "已停用"
     if u["locked"]:
@@ -220,6 +222,8 @@ def roles_clearance(request: Request, username: str, form: FormData = Depends(fo
 def matrix_page(request: Request, dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor)) -> Response:
     require_any(request, actor, "user.manage", "role.assign", "audit.read")
     m = identity.permission_matrix(dangan, actor)
+    order = list(ROLE_LABELS)  # 三员 first, then the roles of records work; custom roles last
+    m["roles"].sort(key=lambda r: (order.index(r["code"]) if r["code"] in order else len(order), r["code"]))
     return render(request, "matrix.html", {
         "m": m, "actions": ACTION_LABELS, "scopes": SCOPE_LABELS, "three": THREE_ADMINS, "levels": security_levels(dangan),
         "crumbs": [("首页", "/"), ("权限矩阵", None)],
@@ -288,7 +292,7 @@ def _tokens_page(request: Request, dangan: Dangan, actor: Actor, *, notice: str 
     depts: dict[str, str] = {}
     for d in _all_departments(dangan, actor):
         depts.setdefault(d["code"], d["name"])
-    actions = {a: ACTION_LABELS[a] for a in TOKEN_ACTIONS} | {a: v for a, v in ACTION_LABELS.items() if a not in TOKEN_ACTIONS}
+    actions = {a: ACTION_LABELS[a] for a in TOKEN_ACTIONS}
     for t in tokens:
         sc = t.get("scope") or {}
         t["action_labels"] = [ACTION_LABELS.get(a, a) for a in sc.get("actions", [])]

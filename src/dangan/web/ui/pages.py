@@ -21,7 +21,7 @@ from dangan.services.context import Actor, Dangan
 from dangan.services.files import NewFile
 from dangan.services.views import ROLE_LABELS
 from dangan.web.deps import current_actor, get_dangan, require_any
-from dangan.web.exports import AUDIT_ACTION_LABELS, audit_export_response
+from dangan.web.exports import AUDIT_ACTION_LABELS, AUDIT_OUTCOME_LABELS, audit_export_response
 from dangan.web.ui.render import csrf_guard, query, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
@@ -429,6 +429,7 @@ def _audit_page(request: Request, dangan: Dangan, actor: Actor, filters: dict[st
                                      limit=PAGE_SIZE)
     for e in items:
         e["action_label"] = AUDIT_ACTION_LABELS.get(e["action"], e["action_label"])
+        e["outcome_label"] = AUDIT_OUTCOME_LABELS.get(e["outcome"], e["outcome_label"])
     older = items[-1]["seq"] if len(items) == PAGE_SIZE else None
     return render(request, "audit.html", {
         "items": items, "filters": filters, "older": older, "before_seq": before_seq, "verify": verify,

@@ -107,7 +107,13 @@ DETAIL_LABELS = {
     "code": "错误代码", "message": "说明", "returned": "返回条数", "filter": "条件", "fonds": "全宗", "preset": "预置",
     "record_id": "档案", "ok": "结论", "problems": "问题", "outcome": "结论", "files": "文件数", "after": "修改为",
     "database": "数据库", "storage": "存储", "deleted": "删除", "bytes": "字节",
+    "username": "用户", "user": "账号", "roles": "角色", "clearance": "密级", "before": "原为", "departments": "机构",
+    "active": "启用", "demo": "演示数据", "minutes": "锁定分钟", "scope": "范围", "expires_at": "有效期至",
+    "format": "格式", "filter_action": "筛选·操作", "filter_object_type": "筛选·对象", "filter_object_id": "筛选·编号",
+    "filter_actor": "筛选·操作者",
 }
+REASON_LABELS = {"wrong_password": "密码错误", "unknown_or_inactive": "用户不存在或已停用", "unknown": "令牌不存在",
+                 "expired": "令牌已过期", "revoked": "令牌已吊销", "user_inactive": "账号已停用"}
 _STATE_TEXT = {s.value: label for s, label in STATE_LABELS.items()}
 
 
@@ -117,8 +123,16 @@ def audit_detail(detail: Any, limit: int = 6) -> Markup:
         return Markup("")
     out = []
     for k, v in detail.items():
-        if k in ("sha256", "sm3", "before", "failures") or v in (None, "", [], {}):
+        if k in ("sha256", "sm3", "failures") or v in (None, "", [], {}):
             continue
+        if k == "before" and not isinstance(v, list | str):
+            continue
+        if k in ("roles", "before", "after") and isinstance(v, list) and all(isinstance(x, str) for x in v):
+            v = "、".join(ROLE_LABELS.get(x, x) for x in v) or "无"
+        elif isinstance(v, bool) and k != "ok":
+            v = "是" if v else "否"
+        elif k == "reason" and isinstance(v, str):
+            v = REASON_LABELS.get(v, v)
         if k == "level":
             v = LEVEL_LABELS.get(v, v)
         elif k in ("from_state", "to_state"):
