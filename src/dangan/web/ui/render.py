@@ -273,7 +273,7 @@ def render(request: Request, name: str, ctx: dict[str, Any] | None = None, statu
     ctx["site_name"] = request.app.state.dangan.settings.site_name
     actor = optional_actor(request)
     ctx["actor"] = actor
-    ctx["nav"] = nav_for(actor)
+    ctx["nav"] = [] if actor is not None and actor.must_change_password else nav_for(actor)
     ctx["can"] = lambda *actions: can(actor, *actions)
     ctx["role_names"] = [ROLE_LABELS.get(r, r) for r in sorted(actor.roles, key=_role_order)] if actor else []
     resp = templates.TemplateResponse(request, name, ctx, status_code=status, headers=headers)
