@@ -443,8 +443,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{work / sub} exists: give an empty or new folder with --data", file=sys.stderr)
             return 2
     res = Results()
-    print(f"dangan ingest benchmark: {a.records} records ({a.order}), {a.large_mb} MB in {a.large_files} large files, "
-          f"{a.engine}")
+    large_desc = f"{a.large_mb} MB in {a.large_files} large files" if a.large_mb else "no large files"
+    print(f"dangan ingest benchmark: {a.records} records ({a.order}), {large_desc}, {a.engine}")
     print(f"machine: {machine()}")
     print(f"work folder: {work}  (batch {a.batch_size}, {a.workers} blob writers)")
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             res.row("RSS growth from 10% to 100% (MB)", f"{growth:+,.0f}")
             res.row("peak RSS during the small-record run (MB)", f"{peak_small:,.0f}")
             res.row("peak RSS, whole process (getrusage, MB)", f"{peak_rss_mb():,.0f}")
-            print("  (the whole-process peak includes `init`: the migrations take ~60 MB for a moment)")
+            print("  (the whole-process peak also covers generating the files, the baselines and `init` with its migrations)")
             print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
                   f"(other work on the machine slows every figure)")
             print()
