@@ -61,7 +61,8 @@ def login(c: TestClient, username: str, password: str = PW, next_url: str = "/")
 # ---------------------------------------------------------------- IDOR
 
 
-def test_guessing_record_and_file_ids_answers_like_missing_ones(app: Dangan, web: Any) -> None:
+def test_guessing_record_and_file_ids_answers_like_missing_ones(any_app: Dangan) -> None:
+    app, web = any_app, create_app(any_app)
     ids = [rec(app, f"文件{i}", level)["id"] for i, level in enumerate(["公开", "秘密", "公开", "机密", "内部"])]
     cwk = rec(app, "财务科内部文件", "内部", dept="CWK")
     add_user(app, "reader", ["reader"], "公开")
@@ -380,7 +381,8 @@ SQLI = ["' OR '1'='1", "1' OR 1=1 --", "\"; DROP TABLE records; --", "%", "_", "
         "username, password_hash FROM users --", "1; DELETE FROM audit_events", "\x00", "ＯＲ １＝１", "*/ OR /*"]
 
 
-def test_sql_metacharacters_in_every_record_filter(app: Dangan, web: Any) -> None:
+def test_sql_metacharacters_in_every_record_filter(any_app: Dangan) -> None:
+    app, web = any_app, create_app(any_app)
     for i, level in enumerate(["公开", "公开", "内部", "秘密"]):
         rec(app, f"通知{i}", level)
     add_user(app, "reader", ["reader"], "公开")
@@ -531,3 +533,21 @@ def test_security_headers_and_no_store(app: Dangan, web: Any) -> None:
         assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff"
         assert "frame-ancestors 'none'" in h["content-security-policy"] and h["cache-control"] == "no-store"
     assert "no-store" not in c.get("/static/app.css").headers.get("cache-control", "")
+
+
+def test_nul_characters_are_refused_before_the_database(any_app: Dangan) -> None:
+    """PostgreSQL refuses NUL in text: every face answers with a clear error, never a 500."""
+    app, web = any_app, create_app(any_app)
+    add_user(app, "sys", ["sysadmin"])
+    c = session_client(web, app, "sys")
+    r = c.post(f"{API}/users", json={"username": "nul", "display_name": "a\u0000b", "password": "Archive#2026x!"})
+    assert r.status_code == 422 and r.json()["error"]["problems"][0]["field"] == "display_name"
+    r = c.post(f"{API}/fonds/Z109/departments", json={"code": "NUL", "name": "a\u0000b"})
+    assert r.status_code == 422
+    r = c.post("/admin/users", data={"csrf_token": c.csrf, "username": "nul", "display_name": "a\x00b"})  # type: ignore[attr-defined]
+    assert r.status_code == 422 and "控制字符" in r.text
+    anon = TestClient(web)
+    r = anon.post("/login", data={"username": "a\x00b", "password": "x", "csrf_token": login_form(anon)})
+    assert r.status_code == 422
+    assert c.get(f"{API}/records", params={"q": "a\x00"}).status_code == 400
+    assert c.get(f"{API}/users").status_code == 200

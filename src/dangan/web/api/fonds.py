@@ -5,35 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from dangan.domain.presets import CATEGORY_PRESETS
 from dangan.errors import NotFound
 from dangan.services import categories, fonds
 from dangan.services.context import Actor, Dangan
+from dangan.web.api.bodies import Body
 from dangan.web.deps import current_actor, get_dangan
 
 router = APIRouter(tags=["全宗与门类"])
 
 
-class FondsCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FondsCreate(Body):
     code: str = Field(max_length=16, description="全宗号，4 位字母或数字，如 Z109")
     name: str = Field(max_length=200, description="全宗名称")
     unit: str = Field("", max_length=200, description="立档单位名称（默认同全宗名称）")
     description: str = Field("", max_length=2000)
 
 
-class DepartmentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DepartmentCreate(Body):
     code: str = Field(max_length=16, description="机构代码，如 BGS")
     name: str = Field(max_length=100, description="机构名称，如 办公室")
     parent: str | None = Field(None, max_length=16, description="上级机构代码")
     sort_order: int = 0
 
 
-class CategoryCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CategoryCreate(Body):
     preset: str = Field(max_length=8, description="预置门类：" + "、".join(f"{k}（{v['name']}）" for k, v in CATEGORY_PRESETS.items()))
     code_preset: str | None = Field(None, max_length=64, description="档号预设（可选），如 “DA/T 13-2022 文书（机构名称）”")
 

@@ -8,26 +8,25 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from dangan.domain.access import ACTION_LABELS, ROLE_LABELS, SCOPE_LABELS
 from dangan.errors import NotFound, PermissionDenied
 from dangan.services import fonds, identity
 from dangan.services.browse import security_levels
 from dangan.services.context import Actor, Dangan
+from dangan.web.api.bodies import Body
 from dangan.web.deps import Identity, current_actor, current_identity, get_dangan, pending_actor, require_any
 
 router = APIRouter(tags=["身份与权限"])
 
 
-class PasswordChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PasswordChange(Body):
     old_password: str = Field(max_length=256)
     new_password: str = Field(max_length=256)
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UserCreate(Body):
     username: str = Field(max_length=64, description="用户名：字母开头，2–64 位字母、数字、点、下划线或连字符")
     display_name: str = Field(max_length=100, description="姓名")
     password: str = Field(max_length=128, description="初始密码（首次登录须修改；业务系统账号不能登录）")
@@ -36,33 +35,27 @@ class UserCreate(BaseModel):
     system_account: bool = Field(False, description="业务系统账号：只用接口令牌，不能登录页面")
 
 
-class PasswordReset(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PasswordReset(Body):
     password: str = Field(max_length=128, description="临时密码（用户下次登录须修改）")
 
 
-class ActiveBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ActiveBody(Body):
     active: bool
 
 
-class DepartmentsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DepartmentsBody(Body):
     departments: list[str] = Field(description="所属机构代码（整体替换）")
 
 
-class RolesBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RolesBody(Body):
     roles: list[str] = Field(description="角色代码（整体替换）：" + "、".join(f"{k} {v}" for k, v in ROLE_LABELS.items()))
 
 
-class ClearanceBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClearanceBody(Body):
     clearance: str = Field(max_length=16, description="密级，如 内部、秘密、机密（不高于系统最高密级）")
 
 
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TokenCreate(Body):
     name: str = Field(max_length=100, description="令牌名称，如 OA 系统推送")
     username: str = Field(max_length=64, description="令牌所属账号（令牌不会超出此账号的角色权限与密级）")
     actions: list[str] = Field(description="允许的操作，如 [\"record.create\", \"file.add\"]")

@@ -6,19 +6,19 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from dangan.errors import FieldProblem, ValidationFailed
 from dangan.services import records
 from dangan.services.context import Actor, Dangan
 from dangan.services.files import NewFile
+from dangan.web.api.bodies import Body
 from dangan.web.deps import current_actor, get_dangan
 
 router = APIRouter(tags=["档案"])
 
 
-class RecordCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RecordCreate(Body):
     fonds: str = Field(max_length=16, description="全宗号，如 Z109")
     category: str = Field(max_length=16, description="门类代码，如 WS")
     level: str = Field("item", max_length=16, description="层级：item 件 / volume 案卷 / project 项目 / group 组")
@@ -29,16 +29,14 @@ class RecordCreate(BaseModel):
     metadata: dict[str, Any] = Field(description="著录项：字段代码 → 值，见门类的元数据方案")
 
 
-class RecordUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RecordUpdate(Body):
     metadata: dict[str, Any] = Field(description="要修改的著录项（字段代码 → 新值；空值表示删除）")
     reason: str = Field("", max_length=1000, description="修改原因（已归档档案必填）")
     row_version: int | None = Field(None, validation_alias=AliasChoices("row_version", "expected_row_version"),
                                     description="读取时的 row_version（也可写作 expected_row_version）；他人已修改时返回 409 STALE_VERSION")
 
 
-class TransitionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TransitionBody(Body):
     reason: str = Field("", max_length=1000, description="原因（退回时必填）")
 
 

@@ -21,7 +21,7 @@ from dangan.web.deps import (
     safe_next,
     set_session_cookie,
 )
-from dangan.web.ui.render import check_csrf, render
+from dangan.web.ui.render import check_csrf, check_form_text, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,6 +77,7 @@ def login_form(request: Request, next_url: str | None = Query(None, alias="next"
 @router.post("/login", response_class=HTMLResponse)
 def login_submit(request: Request, form: FormData = Depends(form_data), dangan: Dangan = Depends(get_dangan)) -> Response:
     check_csrf(request, form)
+    check_form_text(form)
     username = _text(form, "username", 64).strip()
     password = _text(form, "password", 256)
     nxt = safe_next(_text(form, "next", 2000))
@@ -121,6 +122,7 @@ def password_form(request: Request, dangan: Dangan = Depends(get_dangan), actor:
 def password_submit(request: Request, form: FormData = Depends(form_data), dangan: Dangan = Depends(get_dangan),
                     actor: Actor = Depends(pending_actor)) -> Response:
     check_csrf(request, form)
+    check_form_text(form)
     old, new, again = _text(form, "old_password", 256), _text(form, "new_password", 256), _text(form, "confirm", 256)
     if new != again:
         return _password_page(request, dangan, actor, error="两次输入的新密码不一致", status=422)

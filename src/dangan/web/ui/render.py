@@ -21,7 +21,7 @@ from starlette.datastructures import FormData
 from dangan.domain.access import ROLE_LABELS
 from dangan.domain.presets import LEVEL_LABELS
 from dangan.domain.states import STATE_LABELS
-from dangan.errors import DanganError
+from dangan.errors import DanganError, FieldProblem, ValidationFailed
 from dangan.web.deps import SAFE_METHODS, CsrfFailed, can, identify, is_https, optional_actor
 
 HERE = Path(__file__).resolve().parent
@@ -262,6 +262,15 @@ async def csrf_guard(request: Request) -> None:
     else:
         form = FormData()
     check_csrf(request, form)
+    check_form_text(form)
+
+
+def check_form_text(form: FormData) -> None:
+    """No text field may carry a NUL (PostgreSQL refuses it; C strings end there)."""
+    bad = [k for k, v in form.multi_items() if isinstance(v, str) and "\x00" in v]
+    if bad:
+        raise ValidationFailed("提交的内容含有不允许的控制字符（NUL），未保存任何内容，请删除后重试", code="INVALID_CHARACTERS",
+                               problems=[FieldProblem(k, "INVALID_CHARACTERS", "不能包含控制字符") for k in bad])
 
 
 def render(request: Request, name: str, ctx: dict[str, Any] | None = None, status: int = 200,
