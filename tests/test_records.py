@@ -234,3 +234,19 @@ def test_every_call_is_audited_and_chain_verifies(app, admin):
         actions = [(e.action, e.outcome) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.seq))][-3:]
         assert actions == [("record.create", "success"), ("record.view", "success"), ("record.create", "failure")]
         assert verify_chain(s).ok
+
+
+def test_full_class_gives_a_clear_error_and_uses_no_number(app, admin):
+    from sqlalchemy import update as sa_update
+
+    from dangan.db.models import NumberCounter
+
+    create_record(app, admin, ws(state="filed"))
+    with app.sessions() as s, s.begin():
+        s.execute(sa_update(NumberCounter).values(last_value=9999))
+    r = create_record(app, admin, ws())
+    with pytest.raises(ValidationFailed) as ei:
+        transition(app, admin, r["id"], "filed")
+    assert ei.value.code == "ARCHIVAL_CODE_FULL" and "4 位" in ei.value.message
+    with app.read_sessions() as s:
+        assert s.scalar(select(NumberCounter.last_value)) == 9999

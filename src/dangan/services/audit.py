@@ -16,7 +16,7 @@ from dangan.storage.hashing import sm3_hex
 
 GENESIS = "0" * 64
 
-OUTCOME_LABELS = {"success": "成功", "failure": "失败", "denied": "拒绝"}
+OUTCOME_LABELS = {"success": "成功", "failure": "失败", "denied": "拒绝", "locked": "已锁定"}
 
 ACTION_LABELS = {
     "system.init": "初始化系统",
@@ -53,6 +53,7 @@ ACTION_LABELS = {
     "token.revoke": "吊销接口令牌",
     "token.list": "查看接口令牌",
     "token.use": "使用接口令牌",
+    "audit.export": "导出审计日志",
 }
 
 

@@ -91,6 +91,7 @@ def get_department(session: Session, fonds_id: int, code: str) -> Department:
 
 
 def list_departments(app: Dangan, actor: Actor, fonds: str) -> list[dict[str, Any]]:
+    """The departments of a fonds: names only, needed by anyone who registers or browses records."""
     with app.read_sessions() as s:
         f = get_fonds(s, fonds)
         rows = s.scalars(select(Department).where(Department.fonds_id == f.id).order_by(Department.sort_order, Department.code))

@@ -315,7 +315,9 @@ def list_users(app: Dangan, actor: Actor) -> list[dict[str, Any]]:
 
 
 def permission_matrix(app: Dangan, actor: Actor) -> dict[str, Any]:
-    """The role × action × scope matrix as stored, for the one-page view."""
+    """The role × action × scope matrix as stored, for the one-page view (the 三员 read it)."""
+    if not any(actor.scope_for(a) for a in ("user.manage", "role.assign", "audit.read")):
+        require(actor, "role.assign")
     with app.read_sessions() as s:
         roles = s.scalars(select(Role).order_by(Role.builtin.desc(), Role.code)).all()
         return {"actions": ACTION_LABELS, "three_admins": list(THREE_ADMINS),
@@ -345,6 +347,8 @@ def login(app: Dangan, username: str, password: str, client_addr: str = "", *, s
     """Check the password; count failures and lock the account after too many; start a session.
 
     start_session=False authenticates one command (the CLI) without leaving a session behind."""
+    username = (username or "").replace("\x00", "")[:64]  # PostgreSQL refuses NUL in text
+    password = (password or "").replace("\x00", "")
     anon = Actor(username or "-", client_addr=client_addr)
     with app.uow(anon) as uow:
         s = uow.session

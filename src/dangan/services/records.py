@@ -125,7 +125,10 @@ def _assign_code(session: Session, rec: Record, actor: Actor) -> None:
         raise ValidationFailed(f"无法生成档号：{e}", code="ARCHIVAL_CODE_INCOMPLETE") from e
     seq = allocate(session, cat.id, rec.level, key)
     rec.class_key, rec.seq = key, seq
-    rec.archival_code = tpl.format(_code_values(rec, cat, parent), seq)
+    try:
+        rec.archival_code = tpl.format(_code_values(rec, cat, parent), seq)
+    except ValueError as e:  # the class is full (e.g. 件号 past 9999): the transaction rolls back, no number used
+        raise ValidationFailed(f"无法生成档号：{e}。请调整档号规则（加宽顺序号）或分类", code="ARCHIVAL_CODE_FULL") from e
     rec.state = RecordState.FILED.value
     rec.filed_at = utcnow()
     rec.filed_by = actor.username
@@ -349,7 +352,7 @@ def _filtered(s: Session, flt: RecordFilter, actor: Actor) -> Select[Any]:
     if flt.security_level:
         q = q.where(Record.security_level == flt.security_level)
     if flt.q:
-        term = flt.q.strip()[:200].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        term = flt.q.replace("\x00", "").strip()[:200].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         like = f"%{term}%"
         q = q.where(or_(Record.title.like(like, escape="\\"), Record.archival_code.like(like, escape="\\"),
                         Record.doc_number.like(like, escape="\\")))

@@ -63,7 +63,7 @@ class LocalBlobStore(BlobStore):
             if final.exists():
                 existed = True
             else:
-                final.parent.mkdir(parents=True, exist_ok=True)
+                _make_dirs(final.parent)
                 os.chmod(tmp, 0o444)
                 try:
                     os.link(tmp, final)  # fails if present: content is never overwritten
@@ -115,6 +115,21 @@ class LocalBlobStore(BlobStore):
                     p.unlink()
                     n += 1
         return n
+
+
+def _make_dirs(path: Path) -> None:
+    """Create missing folders and fsync each new one's parent, so the new entries survive a power cut."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        _fsync_dir(d.parent)
 
 
 def _fsync_dir(path: Path) -> None:
