@@ -165,3 +165,27 @@ def test_unknown_department_and_user(app, admins):
         idn.create_user(app, admins["sysadmin"], "jack", "某某", PW, departments=["NOPE"])
     with pytest.raises(NotFound):
         idn.assign_roles(app, admins["secadmin"], "nobody", ["reader"])
+
+
+def test_ceiling_and_policy_are_the_security_officers(app, admins):
+    from dangan.services.records import RecordInput, create_record
+
+    with pytest.raises(PermissionDenied):
+        idn.set_ceiling(app, admins["sysadmin"], "秘密")
+    meta = {"title": "机密件", "year": 2024, "retention_period": "Y", "responsible": "办公室", "date": "2024-01-02",
+            "security_level": "机密", "secrecy_period": "20年"}
+    create_record(app, Actor.system(), RecordInput("Z109", "WS", meta, department="BGS"))
+    with pytest.raises(ValidationFailed) as ei:
+        idn.set_ceiling(app, admins["secadmin"], "秘密")
+    assert ei.value.code == "CEILING_BELOW_HOLDINGS"
+    assert idn.set_ceiling(app, admins["secadmin"], "绝密")["ceiling"] == "绝密"
+    make_user(app, "kate")
+    assert idn.set_clearance(app, admins["secadmin"], "kate", "绝密")["clearance"] == "绝密"
+    with pytest.raises(ValidationFailed) as ei:
+        idn.set_password_policy(app, admins["secadmin"], min_length=4, bogus=1)
+    assert {p.code for p in ei.value.problems} == {"OUT_OF_RANGE", "UNKNOWN_FIELD"}
+    idn.set_password_policy(app, admins["secadmin"], min_length=14, max_failures=3)
+    with pytest.raises(ValidationFailed) as ei:
+        idn.create_user(app, admins["sysadmin"], "leo", "某某", "Short#2026xy")
+    assert "至少 14 位" in ei.value.message
+    assert idn.security_overview(app, admins["auditor"])["password_policy"]["max_failures"] == 3

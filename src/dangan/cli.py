@@ -846,6 +846,37 @@ def role_clearance(username: Annotated[str, typer.Argument(help="用户名")],
     out.print(f"[green]✓[/] {username} 的密级：{u['clearance']}")
 
 
+@role_app.command("security")
+@command
+def role_security(
+    ceiling: Annotated[str | None, typer.Option("--ceiling", help="设置本系统的最高密级（如 机密）")] = None,
+    policy: Annotated[list[str] | None, typer.Option("--policy", help="密码与会话策略 项=值，如 min_length=12，可重复")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """查看或修改安全设置：密级列表、最高密级、密码与会话策略（安全保密管理员）。"""
+    from dangan.services import identity
+
+    a = _open()
+    if ceiling:
+        identity.set_ceiling(a, _actor(a), ceiling)
+    if policy:
+        changes: dict[str, Any] = {}
+        for k, v in _parse_sets(policy).items():
+            try:
+                changes[k] = int(v)
+            except (TypeError, ValueError):
+                raise ValidationFailed(f"策略项 {k} 的值应为整数", code="BAD_ARGUMENT") from None
+        identity.set_password_policy(a, _actor(a), **changes)
+    info = identity.security_overview(a, _actor(a))
+    if as_json:
+        return _print_json(info)
+    out.print(f"密级（由低到高）：{'、'.join(info['levels'])}；本系统最高密级：[bold]{info['ceiling']}[/]")
+    labels = {"min_length": "密码最短长度", "min_classes": "字符类别至少", "expiry_days": "密码有效期（天，0 为不过期）",
+              "history": "不得重复最近几次密码", "max_failures": "连续失败几次锁定", "lockout_minutes": "锁定时长（分钟）",
+              "idle_timeout_minutes": "无操作自动退出（分钟）"}
+    _table("密码与会话策略", ["项", "代码", "值"], [[labels[k], k, v] for k, v in info["password_policy"].items()])
+
+
 @token_app.command("create")
 @command
 def token_create(

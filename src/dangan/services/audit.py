@@ -54,6 +54,8 @@ ACTION_LABELS = {
     "token.list": "查看接口令牌",
     "token.use": "使用接口令牌",
     "audit.export": "导出审计日志",
+    "security.ceiling": "设置系统最高密级",
+    "security.password_policy": "修改密码策略",
 }
 
 

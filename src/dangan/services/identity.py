@@ -516,3 +516,71 @@ __all__ = ["AuthFailed", "LoginResult", "actor_for", "assign_roles", "authentica
            "create_token", "create_user", "ensure_builtin_roles", "list_tokens", "list_users", "login", "logout",
            "merge_grants", "permission_matrix", "reset_password", "resolve_session", "revoke_token", "set_active",
            "set_clearance", "set_departments", "token_view", "user_view"]
+
+
+# ---------------------------------------------------------------- deployment security settings (安全保密管理员)
+
+
+def security_overview(app: Dangan, actor: Actor) -> dict[str, Any]:
+    """The 密级 list, the ceiling and the password policy in force."""
+    with app.read_sessions() as s:
+        if not any(actor.scope_for(a) for a in ("user.manage", "role.assign", "audit.read")):
+            require(actor, "role.assign")
+        pol = policy(s)
+        return {**security_settings(s), "password_policy": {k: getattr(pol, k) for k in (
+            "min_length", "min_classes", "expiry_days", "history", "max_failures", "lockout_minutes",
+            "idle_timeout_minutes")}}
+
+
+@audited("security.ceiling", "system")
+def set_ceiling(app: Dangan, actor: Actor, level: str) -> dict[str, Any]:
+    """The highest 密级 this deployment stores. Lowering it below records already held is refused."""
+    from sqlalchemy import func
+
+    from dangan.db.models import Record
+
+    with app.uow(actor, "security.ceiling", "system") as uow:
+        require(actor, "role.assign")
+        s = uow.session
+        sec = security_settings(s)
+        levels = sec["levels"]
+        if level not in levels:
+            raise ValidationFailed(f"密级“{level}”无效，可选：{'、'.join(levels)}", code="NOT_IN_DOMAIN")
+        above = levels[levels.index(level) + 1:]
+        held = s.scalar(select(func.count()).select_from(Record).where(Record.security_level.in_(above))) if above else 0
+        if held:
+            raise ValidationFailed(f"系统中已有 {held} 件高于“{level}”的档案，不能把最高密级降到“{level}”",
+                                   code="CEILING_BELOW_HOLDINGS")
+        users = s.scalar(select(func.count()).select_from(User).where(User.clearance.in_(above))) if above else 0
+        if users:
+            raise ValidationFailed(f"有 {users} 个用户的密级高于“{level}”，请先调整其密级", code="CEILING_BELOW_USERS")
+        before = sec["ceiling"]
+        s.merge(SystemSetting(key=SECURITY_KEY, value={**sec, "ceiling": level}))
+        uow.audit("security.ceiling", "system", "security", before=before, after=level)
+        return {**sec, "ceiling": level}
+
+
+POLICY_LIMITS = {"min_length": (8, 64), "min_classes": (1, 4), "expiry_days": (0, 3650), "history": (0, 24),
+                 "max_failures": (3, 20), "lockout_minutes": (1, 1440), "idle_timeout_minutes": (5, 480)}
+
+
+@audited("security.password_policy", "system")
+def set_password_policy(app: Dangan, actor: Actor, **changes: int) -> dict[str, Any]:
+    """Adjust the password and session policy within sane bounds (defaults meet 等保 2.0 level 3)."""
+    p = Problems()
+    for k, v in changes.items():
+        if k not in POLICY_LIMITS:
+            p.add(k, "UNKNOWN_FIELD", f"没有策略项“{k}”，可选：{'、'.join(POLICY_LIMITS)}", k)
+        elif isinstance(v, bool) or not isinstance(v, int) or not POLICY_LIMITS[k][0] <= v <= POLICY_LIMITS[k][1]:
+            lo, hi = POLICY_LIMITS[k]
+            p.add(k, "OUT_OF_RANGE", f"应为 {lo}–{hi} 之间的整数", k, v)
+    p.raise_if_any("密码策略有误，未保存")
+    with app.uow(actor, "security.password_policy", "system") as uow:
+        require(actor, "role.assign")
+        s = uow.session
+        row = s.get(SystemSetting, POLICY_KEY)
+        before = dict(row.value) if row else {}
+        after = {**before, **changes}
+        s.merge(SystemSetting(key=POLICY_KEY, value=after))
+        uow.audit("security.password_policy", "system", "password_policy", before=before, after=after)
+    return security_overview(app, actor)
