@@ -145,3 +145,43 @@ def test_token_scope(world):
     with pytest.raises(PermissionDenied):
         create_record(app, oa, RecordInput("Z109", "LX", {**BASE, "title": "别的门类"}, department="BGS"))
     assert total(app, oa) == 0     # the token may submit but not read
+
+
+def test_classified_series_leaves_no_gap_in_what_others_see(any_app):
+    """With the 涉密件单独编号 rule, ordinary 件号 stay gapless for users who cannot see classified records."""
+    from dangan.services.categories import create_category
+    from dangan.services.fonds import create_fonds
+
+    app, sysop = any_app, Actor.system()
+    create_fonds(app, sysop, "Z110", "示范市档案馆")
+    from dangan.services.fonds import create_department
+
+    create_department(app, sysop, "Z110", "BGS", "办公室")
+    cat = create_category(app, sysop, "Z110", "WS", code_preset="DA/T 22-2015 文书（涉密件单独编号）")
+    assert "item@classified" in cat["code_patterns"]
+    codes = []
+    for i, level in enumerate(["公开", "秘密", "公开", "机密", "内部"]):
+        meta = {**BASE, "title": f"第{i}件", "security_level": level}
+        if level in ("秘密", "机密"):
+            meta["secrecy_period"] = "10年"
+        codes.append(create_record(app, sysop, RecordInput("Z110", "WS", meta, department="BGS", state="filed"))["archival_code"])
+    assert codes == ["Z110-WS·2024-D30-BGS-0001", "Z110-WS·2024-D30-BGS·M-0001", "Z110-WS·2024-D30-BGS-0002",
+                     "Z110-WS·2024-D30-BGS·M-0002", "Z110-WS·2024-D30-BGS-0003"]
+
+
+def test_bulk_ingest_uses_the_classified_series_too(any_app):
+    from dangan.services.categories import create_category
+    from dangan.services.fonds import create_department, create_fonds
+    from dangan.services.ingest import ingest_batch
+
+    app, sysop = any_app, Actor.system()
+    create_fonds(app, sysop, "Z111", "示范市档案馆")
+    create_department(app, sysop, "Z111", "BGS", "办公室")
+    create_category(app, sysop, "Z111", "WS", code_preset="DA/T 22-2015 文书（涉密件单独编号）")
+    items = [(RecordInput("Z111", "WS", {**BASE, "title": f"第{i}件", "security_level": lv,
+                                         **({"secrecy_period": "10年"} if lv == "秘密" else {})},
+                          department="BGS", state="filed"), []) for i, lv in enumerate(["公开", "秘密", "公开"])]
+    ingest_batch(app, sysop, items)
+    page = list_records(app, sysop, RecordFilter(fonds="Z111"), audit=False)
+    assert sorted(r["archival_code"] for r in page["items"]) == [
+        "Z111-WS·2024-D30-BGS-0001", "Z111-WS·2024-D30-BGS-0002", "Z111-WS·2024-D30-BGS·M-0001"]

@@ -30,6 +30,8 @@ SOURCE_LABELS = {
 }
 
 SEPARATORS = ("", "-", "·")
+CONST = "const:"  # a literal class code, e.g. const:M marks the separately numbered classified series
+CLASSIFIED = "@classified"  # suffix of a level's alternative template for state-secret records
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class CodePart:
 
     @property
     def display_label(self) -> str:
+        if self.source.startswith(CONST):
+            return self.label or self.source[len(CONST):]
         return self.label or SOURCE_LABELS.get(self.source, self.source)
 
 
@@ -76,6 +80,10 @@ class CodeTemplate:
                 raise ValueError(f"档号模板第 {i + 1} 项（{p.display_label}）前缺少分隔符")
             if p.source == PARENT and i != 0:
                 raise ValueError("上级档号只能作为档号模板的第一项")
+            if p.source.startswith(CONST):
+                lit = p.source[len(CONST):]
+                if not lit or "-" in lit or "·" in lit or len(lit) > 8:
+                    raise ValueError(f"固定代码“{lit}”无效：1–8 个字符，不能含“-”或“·”")
 
     @classmethod
     def from_list(cls, items: list[Mapping[str, Any]]) -> CodeTemplate:
@@ -94,12 +102,13 @@ class CodeTemplate:
 
     def class_key(self, values: Mapping[str, Any]) -> str:
         """The code of the lowest class (everything before the sequence number): the numbering scope."""
-        missing = [p.display_label for p in self.parts[:-1] if _blank(values.get(p.source))]
+        missing = [p.display_label for p in self.parts[:-1]
+                   if not p.source.startswith(CONST) and _blank(values.get(p.source))]
         if missing:
             raise ValueError("生成档号缺少：" + "、".join(missing))
         out = []
         for p in self.parts[:-1]:
-            out.append(p.sep + _render(p, values[p.source]))
+            out.append(p.sep + _render(p, p.source[len(CONST):] if p.source.startswith(CONST) else values[p.source]))
         return "".join(out)
 
     def format(self, values: Mapping[str, Any], seq: int) -> str:
@@ -121,6 +130,8 @@ class CodeTemplate:
             sep = re.escape(p.sep)
             if p.source == SEQ:
                 body = rf"\d{{{p.width}}}" if p.width else r"\d+"
+            elif p.source.startswith(CONST):
+                body = re.escape(p.source[len(CONST):])
             elif p.width:
                 body = rf"[^-·]{{{p.width}}}"
             elif p.source == PARENT:
@@ -163,8 +174,8 @@ def _parts(spec: str, level: str = "item") -> CodeTemplate:
         if i > 0:
             sep, tok = tok[0], tok[1:]
         width = None
-        if ":" in tok:
-            tok, w = tok.split(":")
+        if ":" in tok and tok.rsplit(":", 1)[1].isdigit():
+            tok, w = tok.rsplit(":", 1)
             width = int(w)
         parts.append(CodePart(tok, sep, width, SEQ_LABELS[level] if tok == SEQ else ""))
     return CodeTemplate(tuple(parts))
@@ -181,6 +192,12 @@ PRESETS: dict[str, dict[str, CodeTemplate]] = {
     # DA/T 13-2022: A439-WS·2015·D30·003-005 style with department code
     "DA/T 13-2022 文书（机构代码）": {
         "item": _parts("fonds_code -category_code ·year ·retention_period ·department_code -seq:4")
+    },
+    # DA/T 22-2015 with state-secret items numbered in their own series (Z109-WS·2011-Y-BGS·M-0001), so that the
+    # gapless 件号 of ordinary items reveal nothing about classified ones to users who may not see them
+    "DA/T 22-2015 文书（涉密件单独编号）": {
+        "item": _parts("fonds_code -category_code ·year -retention_period -department_code -seq:4"),
+        "item" + CLASSIFIED: _parts("fonds_code -category_code ·year -retention_period -department_code ·const:M -seq:4"),
     },
     # DA/T 13-2022: J019-KU·01·2017-001-001
     "DA/T 13-2022 会计": {

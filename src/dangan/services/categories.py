@@ -58,6 +58,15 @@ def check_definition(defn: dict[str, Any]) -> None:
             p.add(f"code_templates.{level}", "REQUIRED", f"缺少层级 {level} 的档号模板", "档号模板")
         except (ValueError, TypeError) as e:
             p.add(f"code_templates.{level}", "INVALID_TEMPLATE", str(e), "档号模板")
+    for key in defn.get("code_templates", {}):
+        base, _, variant = key.partition("@")
+        if variant and (variant != "classified" or base not in ARRANGEMENTS[arrangement]["levels"]):
+            p.add(f"code_templates.{key}", "INVALID_TEMPLATE", "只能为已有层级定义“@classified”（涉密件单独编号）模板", "档号模板")
+        elif variant:
+            try:
+                CodeTemplate.from_list(defn["code_templates"][key])
+            except (ValueError, TypeError, KeyError) as e:
+                p.add(f"code_templates.{key}", "INVALID_TEMPLATE", str(e), "档号模板")
     p.raise_if_any("门类定义有误，请按提示修改")
 
 
@@ -76,9 +85,9 @@ def create_category(
             if code_preset not in PRESETS:
                 raise ValidationFailed(f"没有档号预设“{code_preset}”，可选：{'、'.join(PRESETS)}", code="UNKNOWN_CODE_PRESET")
             levels = ARRANGEMENTS[definition["arrangement"]]["levels"]
-            if set(PRESETS[code_preset]) != set(levels):
+            if {k.split("@")[0] for k in PRESETS[code_preset]} != set(levels):
                 raise ValidationFailed(f"档号预设“{code_preset}”的层级与门类的整理方式不符", code="CODE_PRESET_MISMATCH")
-            definition["code_templates"] = {lvl: PRESETS[code_preset][lvl].as_list() for lvl in levels}
+            definition["code_templates"] = {lvl: t.as_list() for lvl, t in PRESETS[code_preset].items()}
             definition["code_preset"] = code_preset
     check_definition(definition)
     code = definition["code"].upper()

@@ -11,7 +11,7 @@ batch of items shares all of that, while keeping every rule of `create_record`:
   then the rows of the whole batch are inserted in ONE transaction, with one ``record.create`` audit event per
   record (its detail carries the 档号 and state when it is created as filed, where `create_record` writes a
   second ``record.file`` event) and one ``record.create`` failure (or denied) event per refused item;
-- archival codes come from `numbering.allocate` inside that transaction: gapless, in item order;
+- archival codes come from `numbering.allocate_many` inside that transaction: gapless, in item order;
 - a record with a `sender_ref` that already exists is not created again (idempotent retry).
 
 Failure policy: an invalid item is reported with its problems, field by field, and nothing of it is
@@ -20,8 +20,8 @@ are written, nothing after it). A crash at any point leaves at most unreferenced
 ``storage sweep``), never a row without its content, and never a half-written batch.
 
 Speed: the blobs of a batch are written by a thread pool while the next batch is validated. Items in
-archival-code order (as archives are handed over) touch one or two classes per batch; every class in a
-batch costs one `numbering.allocate` call plus one counter step.
+archival-code order (as archives are handed over) touch one or two classes per batch; however many classes
+a batch touches, their numbers are reserved with one `numbering.allocate_many` statement.
 
 Memory stays flat: items are pulled from the iterable one batch at a time; the report keeps counts and
 only the first `MAX_KEPT_FAILURES` failures (pass `on_item` to see every result).
@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from dangan.db.models import File, NumberCounter, Record, utcnow
+from dangan.db.models import File, Record, utcnow
 from dangan.domain.archival_code import CodeTemplate
 from dangan.domain.schema import MetadataSchema
 from dangan.domain.states import RecordState
@@ -59,7 +59,7 @@ from dangan.services import audit
 from dangan.services.access import require, visible
 from dangan.services.context import Actor, Dangan, audited
 from dangan.services.files import NewFile, identify
-from dangan.services.numbering import allocate
+from dangan.services.numbering import allocate_many, give_back
 from dangan.services.records import (
     RecordInput,
     _apply_metadata,
@@ -245,7 +245,7 @@ def _until_first_failure(batch: list[_Item]) -> list[_Item]:
 def _validate(app: Dangan, actor: Actor, batch: list[_Item], earlier: list[_Item]) -> None:
     resolved: dict[tuple[Any, ...], tuple[Any, list[FieldProblem], DanganError | None]] = {}
     schemas: dict[tuple[int, str], MetadataSchema] = {}
-    templates: dict[tuple[int, str], CodeTemplate] = {}
+    templates: dict[tuple[int, str, str], CodeTemplate] = {}
     with app.read_sessions() as s:
         for item in batch:
             inp = item.inp
@@ -299,9 +299,9 @@ def _validate(app: Dangan, actor: Actor, batch: list[_Item], earlier: list[_Item
                     item.failure = StateError("上级（案卷/项目/组）尚未归档、没有档号，请先将上级归档",
                                               code="PARENT_NOT_FILED")
                     continue
-                tk = (cat.id, inp.level)
+                tk = (cat.id, inp.level, rec.security_level)
                 if tk not in templates:
-                    templates[tk] = _template(cat, inp.level)
+                    templates[tk] = _template(cat, inp.level, rec.security_level)
                 values = _code_values(rec, cat, parent)
                 try:
                     item.code = (templates[tk], templates[tk].class_key(values), values)
@@ -478,22 +478,24 @@ def _insert_records(s: Session, rows: list[dict[str, Any]]) -> list[int]:
 
 
 def _allocate(s: Session, filed: list[_Item]) -> dict[int, tuple[int, str]]:
-    """Sequence number and 档号 of each item created as filed, in input order: one counter step per class and batch.
+    """Sequence number and 档号 of each item created as filed, in input order.
 
-    `numbering.allocate` takes the first number (creating and locking the class counter); the rest of the block
-    is taken by one more step of the same counter in the same transaction, so the numbers stay gapless. When the
-    template's width runs out (件号 10000 in a 4-digit class), the items from there on are refused and their
-    numbers are not taken.
+    One `numbering.allocate_many` call reserves the block of every class of the batch (one statement, counters
+    locked in sorted order), so the numbers stay gapless. When the template's width runs out (件号 10000 in a
+    4-digit class), the items from there on are refused and their numbers are given back in the same
+    transaction (`numbering.give_back`), so they are not taken.
     """
     classes: dict[tuple[int, str, str], list[_Item]] = {}
     for item in filed:
         assert item.code is not None
         classes.setdefault((item.row["category_id"], item.row["level"], item.code[1]), []).append(item)
     out: dict[int, tuple[int, str]] = {}
-    steps: list[dict[str, Any]] = []
-    for (category_id, level, key), members in classes.items():
-        first = allocate(s, category_id, level, key)
-        used = 0
+    if not classes:
+        return out
+    firsts = allocate_many(s, {key: len(members) for key, members in classes.items()})
+    unused: dict[tuple[int, str, str], int] = {}
+    for key, members in classes.items():
+        first, used = firsts[key], 0
         for item in members:
             tpl, _key, values = item.code  # type: ignore[misc]
             try:
@@ -502,15 +504,9 @@ def _allocate(s: Session, filed: list[_Item]) -> dict[int, tuple[int, str]]:
                 item.failure = ValidationFailed(f"无法生成档号：{e}", code="ARCHIVAL_CODE_OVERFLOW")
                 continue
             used += 1
-        if used != 1:  # allocate took one number: take the rest of the block, or give back the one not used
-            steps.append({"b_category": category_id, "b_level": level, "b_key": key, "b_step": used - 1})
-    if steps:  # all classes in one executemany
-        c = NumberCounter.__table__.c
-        s.connection().execute(
-            update(NumberCounter.__table__)
-            .where(c.category_id == bindparam("b_category"), c.level == bindparam("b_level"),
-                   c.class_key == bindparam("b_key"))
-            .values(last_value=c.last_value + bindparam("b_step")), steps)
+        if used != len(members):
+            unused[key] = len(members) - used
+    give_back(s, unused)
     return out
 
 

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from dangan.db.models import Category, Department, File, Record, utcnow
 from dangan.domain.access import visible_levels, within_ceiling
-from dangan.domain.archival_code import CodeTemplate
-from dangan.domain.presets import ARRANGEMENTS
+from dangan.domain.archival_code import CLASSIFIED, CodeTemplate
+from dangan.domain.presets import ARRANGEMENTS, STATE_SECRET_LEVELS
 from dangan.domain.retention import parse_retention
 from dangan.domain.schema import MetadataSchema
 from dangan.domain.states import EDITABLE, TRANSITIONS, RecordState, parse_state
@@ -47,7 +47,10 @@ def _schema(cat: Category, level: str) -> MetadataSchema:
     return MetadataSchema.from_dict(cat.schemas[level])
 
 
-def _template(cat: Category, level: str) -> CodeTemplate:
+def _template(cat: Category, level: str, security_level: str | None = None) -> CodeTemplate:
+    """The level's 档号 template; state-secret records use the level's classified series when one is defined."""
+    if security_level in STATE_SECRET_LEVELS and level + CLASSIFIED in cat.code_templates:
+        return CodeTemplate.from_list(cat.code_templates[level + CLASSIFIED])
     return CodeTemplate.from_list(cat.code_templates[level])
 
 
@@ -118,7 +121,7 @@ def _assign_code(session: Session, rec: Record, actor: Actor) -> None:
     parent = session.get(Record, rec.parent_id) if rec.parent_id else None
     if parent is not None and not parent.archival_code:
         raise StateError("上级（案卷/项目/组）尚未归档、没有档号，请先将上级归档", code="PARENT_NOT_FILED")
-    tpl = _template(cat, rec.level)
+    tpl = _template(cat, rec.level, rec.security_level)
     try:
         key = tpl.class_key(_code_values(rec, cat, parent))
     except ValueError as e:

@@ -45,9 +45,10 @@ def category_view(c: Category, *, full: bool = True) -> dict[str, Any]:
     d: dict[str, Any] = {
         "id": c.id, "fonds_id": c.fonds_id, "code": c.code, "name": c.name, "arrangement": c.arrangement,
         "arrangement_label": ARRANGEMENTS[c.arrangement]["label"], "levels": levels,
-        "level_labels": {lvl: level_label(c.arrangement, lvl) for lvl in levels},
+        "level_labels": {lvl: level_label(c.arrangement, lvl.split("@")[0]) + ("（涉密件单独编号）" if "@" in lvl else "")
+                         for lvl in c.code_templates},
         "code_preset": c.code_preset, "basis": c.basis,
-        "code_patterns": {lvl: CodeTemplate.from_list(c.code_templates[lvl]).describe() for lvl in levels},
+        "code_patterns": {lvl: CodeTemplate.from_list(t).describe() for lvl, t in c.code_templates.items()},
     }
     if full:
         d["schemas"] = c.schemas
