@@ -109,3 +109,26 @@ def test_sql_metacharacters_in_filters_are_plain_values(trail, admin):
     assert audit.list_events(trail, admin, actor_name="admin' OR '1'='1", audit_the_view=False) == []
     with trail.engine.connect() as c:
         assert c.execute(text("select count(*) from audit_events")).scalar() > 0
+
+
+def test_checkpoint_detects_a_recomputed_chain(trail, admin):
+    cp = audit.checkpoint(trail, admin)
+    anchors = audit.parse_checkpoints("其他行\n" + cp["line"] + "\n")
+    assert anchors == {cp["seq"]: cp["sm3"]}
+    assert audit.verify(trail, admin, anchors).ok
+    # an insider edits entry 5 and recomputes every later hash and the head: the chain alone looks intact
+    with trail.sessions() as s, s.begin():
+        events = s.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+        prev = events[3].hash
+        for ev in events[4:]:
+            if ev.seq == 5:
+                ev.actor = "someone_else"
+            ev.prev_hash = prev
+            ev.hash = audit.entry_hash(prev, ev.seq, ev.occurred_at, ev.actor, ev.action, ev.object_type, ev.object_id,
+                                       ev.outcome, ev.client_addr, ev.detail)
+            prev = ev.hash
+        s.execute(update(AuditHead).values(last_hash=prev))
+    with trail.read_sessions() as s:
+        assert audit.verify_chain(s).ok
+        rep = audit.verify_chain(s, anchors)
+    assert [p.kind for p in rep.problems] == ["rewritten"] and rep.problems[0].seq == cp["seq"]

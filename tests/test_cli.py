@@ -147,3 +147,15 @@ def test_identity_commands(data):
     r = runner.invoke(cli, ["--data", data, "--token", t["token"], "record", "list"])
     assert r.exit_code == 1 and "令牌" in r.output
     assert js(data, "role", "matrix", user="secadmin")["three_admins"] == ["sysadmin", "secadmin", "auditor"]
+
+
+def test_audit_checkpoint_roundtrip(data, tmp_path):
+    r = run(data, "audit", "checkpoint", user="auditor")
+    assert r.exit_code == 0 and r.stdout.startswith("dangan-audit-checkpoint seq=")
+    f = tmp_path / "anchors.txt"
+    f.write_text(r.stdout, encoding="utf-8")
+    assert run(data, "audit", "verify", "--checkpoints", str(f), user="auditor").exit_code == 0
+    bad = tmp_path / "empty.txt"
+    bad.write_text("nothing here", encoding="utf-8")
+    r = run(data, "audit", "verify", "--checkpoints", str(bad), user="auditor")
+    assert r.exit_code == 1 and "BAD_CHECKPOINT_FILE" in r.output

@@ -593,9 +593,20 @@ def fixity_check(
 
 @audit_app.command("verify")
 @command
-def audit_verify(as_json: JsonOpt = False) -> None:
-    """校验审计日志哈希链：指出被修改、删除、插入或调换顺序的条目；有问题时退出码为 1。"""
-    rep = audit_svc.verify(_open(), _actor())
+def audit_verify(
+    anchors: Annotated[Path | None, typer.Option("--checkpoints", help="外部存证文件（dangan audit checkpoint 的输出）")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """校验审计日志哈希链：指出被修改、删除、插入、调换顺序或被整体改写的条目；有问题时退出码为 1。"""
+    marks = None
+    if anchors is not None:
+        try:
+            marks = audit_svc.parse_checkpoints(anchors.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ValidationFailed(f"无法读取存证文件 {anchors}：{e}", code="BAD_CHECKPOINT_FILE") from e
+        if not marks:
+            raise ValidationFailed(f"存证文件 {anchors} 中没有 dangan-audit-checkpoint 记录", code="BAD_CHECKPOINT_FILE")
+    rep = audit_svc.verify(_open(), _actor(), marks)
     if as_json:
         _print_json(rep.as_dict())
     elif rep.ok:
@@ -606,6 +617,16 @@ def audit_verify(as_json: JsonOpt = False) -> None:
             out.print(f"  · {p.message}")
     if not rep.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+@command
+def audit_checkpoint(as_json: JsonOpt = False) -> None:
+    """输出审计日志链头的外部存证（序号与 SM3），请追加保存到数据库以外的地方，供 verify --checkpoints 比对。"""
+    cp = audit_svc.checkpoint(_open(), _actor())
+    if as_json:
+        return _print_json(cp)
+    print(cp["line"])
 
 
 @audit_app.command("list")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from dangan.db.models import AuditEvent, AuditHead
@@ -39,6 +40,7 @@ ACTION_LABELS = {
     "storage.sweep": "清理无引用内容",
     "audit.view": "查看审计日志",
     "audit.verify": "校验审计日志",
+    "audit.checkpoint": "审计日志外部存证",
     "login": "登录",
     "login.lockout": "账号锁定",
     "logout": "退出登录",
@@ -93,6 +95,7 @@ def append(session: Session, actor: str, client_addr: str, events: list[PendingE
     ).one()  # UPDATE takes the row lock on PostgreSQL; SQLite already holds the write lock
     seq, prev = head.last_seq, head.last_hash
     actor, client_addr = actor[:64], client_addr[:64]  # column widths: PostgreSQL enforces them
+    rows: list[dict[str, Any]] = []
     for ev in events:
         ev.object_type, ev.object_id, ev.action = ev.object_type[:32], ev.object_id[:64], ev.action[:64]
         seq += 1
@@ -100,13 +103,12 @@ def append(session: Session, actor: str, client_addr: str, events: list[PendingE
         detail = canonical(ev.detail)
         h = entry_hash(prev, seq, occurred_at, actor, ev.action, ev.object_type, ev.object_id, ev.outcome,
                        client_addr, detail)
-        session.add(
-            AuditEvent(seq=seq, occurred_at=occurred_at, actor=actor, action=ev.action, object_type=ev.object_type,
-                       object_id=ev.object_id, outcome=ev.outcome, client_addr=client_addr, detail=detail,
-                       prev_hash=prev, hash=h)
-        )
+        rows.append({"seq": seq, "occurred_at": occurred_at, "actor": actor, "action": ev.action,
+                     "object_type": ev.object_type, "object_id": ev.object_id, "outcome": ev.outcome,
+                     "client_addr": client_addr, "detail": detail, "prev_hash": prev, "hash": h})
         prev = h
-    session.flush()
+    # one executemany of plain rows, in chain order (ids rise with seq); no ORM objects, no ids fetched back
+    session.execute(insert(AuditEvent), rows)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=prev))
 
 
@@ -148,7 +150,7 @@ def iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
         session.expunge_all()
 
 
-def verify_chain(session: Session) -> VerifyReport:
+def verify_chain(session: Session, anchors: dict[int, str] | None = None) -> VerifyReport:
     """Walk the chain in sequence order and recompute every hash.
 
     - altered: an entry's content no longer matches its own hash
@@ -156,7 +158,10 @@ def verify_chain(session: Session) -> VerifyReport:
     - inserted: an entry whose link to the previous one does not fit (added or replaced)
     - reordered: an entry stored before its predecessor (its row id or time goes backwards)
     - truncated: the head says the chain is longer than what is stored
+    - rewritten: an entry no longer has the hash recorded in a checkpoint kept outside the database
+      (someone with database access recomputed the chain)
     """
+    anchors = dict(anchors or {})
     rep = VerifyReport()
     head = session.get(AuditHead, 1)
     head_seq, head_hash = (head.last_seq, head.last_hash) if head else (0, GENESIS)
@@ -174,9 +179,14 @@ def verify_chain(session: Session) -> VerifyReport:
         elif ev.prev_hash != prev_hash:
             rep.problems.append(ChainProblem(ev.seq, ev.id, "inserted",
                                              f"{where}与上一条不衔接：此条为插入或上一条被替换"))
+        if ev.seq in anchors and anchors.pop(ev.seq) != ev.hash:
+            rep.problems.append(ChainProblem(ev.seq, ev.id, "rewritten",
+                                             f"{where}与外部存证记录的哈希不符：审计日志在该处之前被改写"))
         if ev.id < prev_id or ev.occurred_at < prev_time:
             rep.problems.append(ChainProblem(ev.seq, ev.id, "reordered", f"{where}顺序错乱：排在上一条之前写入"))
         prev_hash, prev_seq, prev_id, prev_time = ev.hash, ev.seq, ev.id, ev.occurred_at
+    for seq in sorted(anchors):
+        rep.problems.append(ChainProblem(seq, None, "deleted", f"外部存证记录的第 {seq} 条已不存在"))
     rep.head_seq = head_seq
     if head_seq > prev_seq:
         gap = f"{prev_seq + 1}" if head_seq == prev_seq + 1 else f"{prev_seq + 1}–{head_seq}"
@@ -226,16 +236,39 @@ def list_events(app: Any, actor: Any, *, object_type: str | None = None, object_
     return rows
 
 
-def verify(app: Any, actor: Any) -> VerifyReport:
-    """Verify the whole chain, then record that it was verified (and the outcome) as a new entry."""
+def verify(app: Any, actor: Any, anchors: dict[int, str] | None = None) -> VerifyReport:
+    """Verify the whole chain (and any external checkpoints), then record the verification as a new entry."""
     from dangan.services.access import require
 
     _guard(app, actor, "audit.verify", require)
     with app.read_sessions() as s:
-        rep = verify_chain(s)
+        rep = verify_chain(s, anchors)
     with app.uow(actor) as uow:
         uow.audit("audit.verify", "audit", "", ok=rep.ok, checked=rep.checked, problems=len(rep.problems))
     return rep
+
+
+CHECKPOINT = re.compile(r"dangan-audit-checkpoint seq=(\d+) sm3=([0-9a-f]{64})")
+
+
+def checkpoint(app: Any, actor: Any) -> dict[str, Any]:
+    """A line naming the chain head (seq and SM3) to keep outside the database: printed, mailed, or stored on
+    another system. `verify` with these lines detects even a chain rewritten with recomputed hashes."""
+    from dangan.services.access import require
+
+    _guard(app, actor, "audit.verify", require)
+    with app.read_sessions() as s:
+        head = s.get(AuditHead, 1)
+        seq, h = (head.last_seq, head.last_hash) if head else (0, GENESIS)
+    at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with app.uow(actor) as uow:
+        uow.audit("audit.checkpoint", "audit", str(seq), sm3=h)
+    return {"seq": seq, "sm3": h, "at": at, "line": f"dangan-audit-checkpoint seq={seq} sm3={h} at={at}"}
+
+
+def parse_checkpoints(text: str) -> dict[int, str]:
+    """Read checkpoint lines (other lines are ignored)."""
+    return {int(m.group(1)): m.group(2) for m in CHECKPOINT.finditer(text)}
 
 
 def _guard(app: Any, actor: Any, action: str, require: Any) -> None:
