@@ -442,3 +442,44 @@ def test_three_administrators_at_work(as_user, browser, server: str) -> None:  #
         assert not others, others  # own department only
     finally:
         ctx.close()
+
+
+def test_security_settings(as_user) -> None:  # type: ignore[no-untyped-def]
+    """安全设置: the 安全保密管理员 edits (errors beside each field), the 系统管理员 only reads."""
+    sec = as_user("secadmin")
+    sec.click("nav.sidenav >> text=安全设置")
+    sec.wait_for_url("**/admin/security")
+    assert sec.locator("h1").inner_text() == "安全设置"
+    assert sec.locator(".level-step .level-name").all_inner_texts() == ["公开", "内部", "秘密", "机密", "绝密"]
+    assert sec.locator(".level-step.is-ceiling .level-name").inner_text() == "机密"
+    assert sec.locator(".policy-row").count() == 7
+    assert "允许 8–64" in sec.locator("#pp-min_length").inner_text()
+    shot(sec, "25-security")
+
+    sec.select_option("#ceiling-level", "公开")  # the demo holds records above 公开
+    sec.click("button:has-text('保存最高密级')")
+    assert "不能把最高密级降到“公开”" in sec.locator("#ceiling-error").inner_text()
+    assert sec.locator(".level-step.is-ceiling .level-name").inner_text() == "机密"
+    shot(sec, "26-security-ceiling-refused")
+
+    sec.fill("#pp-in-min_length", "4")
+    sec.fill("#pp-in-lockout_minutes", "0")
+    sec.click("button:has-text('保存策略')")
+    assert "有 2 项不符合要求" in sec.locator(".alert.bad").inner_text()
+    assert "应为 8–64 之间的整数" in sec.locator("#pp-min_length .field-error").inner_text()
+    assert "应为 1–1440 之间的整数" in sec.locator("#pp-lockout_minutes .field-error").inner_text()
+    assert sec.locator(".policy-row.has-error").count() == 2
+    shot(sec, "27-security-policy-errors")
+    sec.fill("#pp-in-min_length", "10")
+    sec.fill("#pp-in-lockout_minutes", "15")
+    sec.fill("#pp-in-history", "6")
+    sec.click("button:has-text('保存策略')")
+    assert "不得重复最近几次密码 5 → 6" in sec.locator(".alert.ok").inner_text()
+    assert sec.locator("#pp-in-history").input_value() == "6"
+
+    sysadmin = as_user("sysadmin")
+    sysadmin.goto("/admin/security")
+    assert "只读" in sysadmin.locator(".lead").inner_text()
+    assert sysadmin.locator("form[action='/admin/security/ceiling']").count() == 0
+    assert sysadmin.locator("#pp-history td.num strong").inner_text() == "6"
+    shot(sysadmin, "28-security-readonly")

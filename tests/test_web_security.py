@@ -551,3 +551,94 @@ def test_nul_characters_are_refused_before_the_database(any_app: Dangan) -> None
     assert r.status_code == 422
     assert c.get(f"{API}/records", params={"q": "a\x00"}).status_code == 400
     assert c.get(f"{API}/users").status_code == 200
+
+
+def test_security_settings_page_and_api(app: Dangan, web: Any) -> None:
+    """安全设置: the 三员 see it, only the 安全保密管理员 changes it; refusals carry codes, changes show and are audited."""
+    add_user(app, "sec", ["secadmin"])
+    add_user(app, "sys", ["sysadmin"])
+    add_user(app, "aud", ["auditor"])
+    add_user(app, "alice", ["archivist"], "机密")
+    sec, sys_, aud = (session_client(web, app, u) for u in ("sec", "sys", "aud"))
+    reader = session_client(web, app, "alice")
+
+    # read-only for the 系统管理员 and the 安全审计员: no form, no way to post
+    for c in (sys_, aud):
+        page = c.get("/admin/security")
+        assert page.status_code == 200 and "<h1>安全设置</h1>" in page.text and "只读" in page.text
+        assert 'action="/admin/security/ceiling"' not in page.text and 'href="/admin/security"' in page.text
+        assert "无操作自动退出（分钟）" in page.text and "8–64" in page.text
+        assert c.get(f"{API}/security").json()["ceiling"] == "机密"
+    assert reader.get("/admin/security").status_code == 403 and reader.get(f"{API}/security").status_code == 403
+    r = sys_.post("/admin/security/ceiling", data={"csrf_token": sys_.csrf, "level": "绝密"})  # type: ignore[attr-defined]
+    assert r.status_code == 403
+    r = sys_.put(f"{API}/security/password-policy", json={"min_length": 12})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "PERMISSION_DENIED"
+    bare = session_client(web, app, "sec", csrf_header=False)
+    assert bare.post("/admin/security/ceiling", data={"level": "绝密"}).status_code == 403  # no CSRF token
+    assert bare.post("/admin/security/ceiling", data={"level": "绝密", "csrf_token": "x" * 43}).status_code == 403
+
+    page = sec.get("/admin/security").text
+    levels = re.findall(r'<li class="level-step([^"]*)">\s*<span class="level-rank">\d</span>\s*<span class="level-name">([^<]+)<', page)
+    assert [n for _, n in levels] == ["公开", "内部", "秘密", "机密", "绝密"]
+    assert "is-ceiling" in levels[3][0] and "is-above" in levels[4][0] and "最高密级" in page
+    assert 'action="/admin/security/ceiling"' in page and 'name="csrf_token"' in page
+    for label in ("密码最短长度", "字符类别至少", "密码有效期（天，0 为不过期）", "不得重复最近几次密码", "连续失败几次锁定",
+                  "锁定时长（分钟）", "无操作自动退出（分钟）"):
+        assert label in page
+
+    # the ceiling: refusals with their codes, shown on the page beside the form
+    r = sec.put(f"{API}/security/ceiling", json={"level": "秘密"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "CEILING_BELOW_USERS"
+    r = sec.put(f"{API}/security/ceiling", json={"level": "特级"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "NOT_IN_DOMAIN"
+    rec(app, "机密的请示", "机密")
+    r = sec.post("/admin/security/ceiling", data={"csrf_token": sec.csrf, "level": "秘密"})  # type: ignore[attr-defined]
+    assert r.status_code == 422 and "CEILING_BELOW_HOLDINGS" in r.text
+    err = re.search(r'<p class="field-error" id="ceiling-error">([^<]+)</p>', r.text).group(1)  # type: ignore[union-attr]
+    assert "已有 1 件高于“秘密”的档案" in err
+    assert sec.get(f"{API}/security").json()["ceiling"] == "机密"
+    r = sec.post("/admin/security/ceiling", data={"csrf_token": sec.csrf, "level": "绝密"})  # type: ignore[attr-defined]
+    assert r.status_code == 200 and "已将系统最高密级由“机密”改为“绝密”" in r.text
+    assert aud.get(f"{API}/security").json()["ceiling"] == "绝密"
+    assert "（超出上限）" not in sec.get("/admin/roles").text  # 绝密 may now be granted
+
+    # the policy: field-by-field errors, the typed values kept, nothing saved
+    r = sec.post("/admin/security/password-policy", data={"csrf_token": sec.csrf, "min_length": "4",  # type: ignore[attr-defined]
+                                                          "history": "abc", "max_failures": "5"})
+    assert r.status_code == 422 and "有 2 项不符合要求" in r.text
+    row = re.search(r'<div class="policy-row has-error" id="pp-min_length">.*?</div>\s*</div>', r.text, re.S).group(0)  # type: ignore[union-attr]
+    assert 'value="4"' in row and "应为 8–64 之间的整数" in row
+    row = re.search(r'<div class="policy-row has-error" id="pp-history">.*?</div>\s*</div>', r.text, re.S).group(0)  # type: ignore[union-attr]
+    assert 'value="abc"' in row and "应为 0–24 之间的整数" in row
+    assert 'class="policy-row" id="pp-max_failures"' in r.text
+    r = sec.put(f"{API}/security/password-policy", json={"min_length": 4, "max_failures": 99})
+    assert r.status_code == 422
+    assert {(p["field"], p["code"]) for p in r.json()["error"]["problems"]} == {("min_length", "OUT_OF_RANGE"),
+                                                                               ("max_failures", "OUT_OF_RANGE")}
+    assert sec.put(f"{API}/security/password-policy", json={"bogus": 1}).status_code == 422
+    assert sec.get(f"{API}/security").json()["password_policy"]["min_length"] == 10
+
+    r = sec.post("/admin/security/password-policy", data={"csrf_token": sec.csrf, "min_length": "14",  # type: ignore[attr-defined]
+                                                          "max_failures": "5"})
+    assert r.status_code == 200 and "已保存密码与会话策略：密码最短长度 10 → 14" in r.text
+    assert 'id="pp-in-min_length" name="min_length" value="14"' in r.text
+    r = sec.put(f"{API}/security/password-policy", json={"idle_timeout_minutes": 20})
+    body = r.json()
+    assert r.status_code == 200 and body["password_policy"]["idle_timeout_minutes"] == 20
+    assert body["policy_limits"]["idle_timeout_minutes"] == {"min": 5, "max": 480}
+    assert sys_.get(f"{API}/security").json()["password_policy"]["min_length"] == 14
+    assert re.search(r'<td>密码最短长度</td><td class="num"><strong>14</strong> <span class="muted small">位</span></td>', sys_.get("/admin/security").text)
+    r = sys_.post(f"{API}/users", json={"username": "leo", "display_name": "某某", "password": "Short#2026xy"})
+    assert r.status_code == 422 and "至少 14 位" in r.json()["error"]["message"]
+
+    # audited: each change with before and after, each refusal
+    ceil = list_events(app, Actor.system(), action="security.ceiling", audit_the_view=False)
+    ok = [e for e in ceil if e["outcome"] == "success"]
+    assert len(ok) == 1 and ok[0]["actor"] == "sec"
+    assert {e["actor"] for e in ceil if e["outcome"] == "failure"} == {"sec"}
+    assert any(e["actor"] == "sys" and e["outcome"] == "denied" for e in
+               list_events(app, Actor.system(), action="role.assign", audit_the_view=False))
+    pol = list_events(app, Actor.system(), action="security.password_policy", audit_the_view=False)
+    assert sorted(e["outcome"] for e in pol if e["actor"] == "sec") == ["failure", "failure", "success", "success"]
+    assert any(e["actor"] == "sys" and e["outcome"] == "denied" for e in pol)

@@ -1,4 +1,4 @@
-"""身份与权限: who am I, accounts, roles and clearance, the permission matrix, API tokens.
+"""身份与权限: who am I, accounts, roles and clearance, the permission matrix, security settings, API tokens.
 
 Each call goes through the identity service, which checks the right (三员分立) and audits the change.
 """
@@ -62,6 +62,27 @@ class TokenCreate(Body):
     categories: list[str] = Field(default_factory=list, description="限定门类代码（空为不限）")
     departments: list[str] = Field(default_factory=list, description="限定机构代码（空为不限）")
     expires_days: int | None = Field(365, description="有效期（天，1–3650；null 为长期有效）")
+
+
+class CeilingBody(Body):
+    level: str = Field(max_length=16, description="系统最高密级，如 机密（不能低于已有档案和用户的密级）")
+
+
+def _limit(key: str, text: str) -> str:
+    lo, hi = identity.POLICY_LIMITS[key]
+    return f"{text}，{lo}–{hi}"
+
+
+class PolicyBody(Body):
+    """Only the items given change; each is checked against its allowed range (field-by-field 422 OUT_OF_RANGE)."""
+
+    min_length: int | None = Field(None, description=_limit("min_length", "密码最短长度"))
+    min_classes: int | None = Field(None, description=_limit("min_classes", "字符类别至少（大写、小写、数字、符号）"))
+    expiry_days: int | None = Field(None, description=_limit("expiry_days", "密码有效期（天，0 为不过期）"))
+    history: int | None = Field(None, description=_limit("history", "不得重复最近几次密码"))
+    max_failures: int | None = Field(None, description=_limit("max_failures", "连续失败几次锁定"))
+    lockout_minutes: int | None = Field(None, description=_limit("lockout_minutes", "锁定时长（分钟）"))
+    idle_timeout_minutes: int | None = Field(None, description=_limit("idle_timeout_minutes", "无操作自动退出（分钟）"))
 
 
 def _me(dangan: Dangan, ident: Identity) -> dict[str, Any]:
@@ -152,6 +173,30 @@ def permission_matrix(request: Request, dangan: Dangan = Depends(get_dangan),
     require_any(request, actor, "user.manage", "role.assign", "audit.read")
     m = identity.permission_matrix(dangan, actor)
     return {**m, "scopes": SCOPE_LABELS, "security": security_levels(dangan)}
+
+
+def _security(dangan: Dangan, actor: Actor) -> dict[str, Any]:
+    info = identity.security_overview(dangan, actor)
+    return {**info, "policy_limits": {k: {"min": lo, "max": hi} for k, (lo, hi) in identity.POLICY_LIMITS.items()}}
+
+
+@router.get("/security", summary="安全设置：密级列表（由低到高）、系统最高密级、密码与会话策略及允许范围（三员）")
+def security(request: Request, dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor)) -> dict[str, Any]:
+    require_any(request, actor, "user.manage", "role.assign", "audit.read")
+    return _security(dangan, actor)
+
+
+@router.put("/security/ceiling", summary="设置系统最高密级（安全保密管理员；不能低于已有档案和用户的密级）")
+def set_ceiling(body: CeilingBody, dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor)) -> dict[str, Any]:
+    identity.set_ceiling(dangan, actor, body.level)
+    return _security(dangan, actor)
+
+
+@router.put("/security/password-policy", summary="修改密码与会话策略（安全保密管理员；只改给出的项，各项有允许范围）")
+def set_password_policy(body: PolicyBody, dangan: Dangan = Depends(get_dangan),
+                        actor: Actor = Depends(current_actor)) -> dict[str, Any]:
+    identity.set_password_policy(dangan, actor, **body.model_dump(exclude_unset=True))
+    return _security(dangan, actor)
 
 
 @router.get("/tokens", summary="接口令牌列表（不含令牌本身）")

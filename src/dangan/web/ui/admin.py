@@ -1,4 +1,4 @@
-"""用户与权限 pages: 用户管理 (系统管理员), 角色与密级 (安全保密管理员), 权限矩阵, 机构管理, 接口令牌.
+"""用户与权限 pages: 用户管理 (系统管理员), 角色与密级 (安全保密管理员), 权限矩阵, 安全设置, 机构管理, 接口令牌.
 
 Every change goes through the identity and fonds services, which check the right and audit the change; the
 pages only gather the form and show the outcome. A password typed or generated here is shown once, in the
@@ -19,7 +19,7 @@ from dangan.services import categories, fonds, identity
 from dangan.services.browse import security_levels
 from dangan.services.context import BOOTSTRAP_ADMIN, Actor, Dangan
 from dangan.services.setup import initial_password
-from dangan.web.deps import current_actor, get_dangan, require_any
+from dangan.web.deps import can, current_actor, get_dangan, require_any
 from dangan.web.ui.render import csrf_guard, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
@@ -228,6 +228,86 @@ def matrix_page(request: Request, dangan: Dangan = Depends(get_dangan), actor: A
         "m": m, "actions": ACTION_LABELS, "scopes": SCOPE_LABELS, "three": THREE_ADMINS, "levels": security_levels(dangan),
         "crumbs": [("首页", "/"), ("权限矩阵", None)],
     }, active="matrix")
+
+
+# ---------------------------------------------------------------- 安全设置 (三员 read; 安全保密管理员 changes)
+
+POLICY_LABELS = {"min_length": "密码最短长度", "min_classes": "字符类别至少", "expiry_days": "密码有效期（天，0 为不过期）",
+                 "history": "不得重复最近几次密码", "max_failures": "连续失败几次锁定", "lockout_minutes": "锁定时长（分钟）",
+                 "idle_timeout_minutes": "无操作自动退出（分钟）"}
+POLICY_UNITS = {"min_length": "位", "min_classes": "类", "expiry_days": "天", "history": "次", "max_failures": "次",
+                "lockout_minutes": "分钟", "idle_timeout_minutes": "分钟"}
+POLICY_HINTS = {"min_classes": "大写字母、小写字母、数字、符号，共 4 类", "max_failures": "锁定期间输入正确密码也不能登录",
+                "idle_timeout_minutes": "超过此时长没有操作，登录会话结束"}
+
+
+def _security_page(request: Request, dangan: Dangan, actor: Actor, *, notice: str = "", error: DanganError | None = None,
+                   form: str = "", values: dict[str, str] | None = None, status: int = 200) -> Response:
+    require_any(request, actor, "user.manage", "role.assign", "audit.read")
+    info = identity.security_overview(dangan, actor)
+    levels, ceiling = info["levels"], info["ceiling"]
+    top = levels.index(ceiling) if ceiling in levels else len(levels) - 1
+    pol = info["password_policy"]
+    field_errors = {p.field: p.message for p in (error.problems or [])} if error and form == "policy" else {}
+    policy_rows = [{"key": k, "label": label, "unit": POLICY_UNITS[k], "hint": POLICY_HINTS.get(k, ""), "value": pol[k],
+                    "shown": (values or {}).get(k, str(pol[k])) if form == "policy" else str(pol[k]),
+                    "min": identity.POLICY_LIMITS[k][0], "max": identity.POLICY_LIMITS[k][1], "error": field_errors.get(k, "")}
+                   for k, label in POLICY_LABELS.items()]
+    return render(request, "security.html", {
+        "levels": [{"name": lv, "rank": i + 1, "ceiling": i == top, "above": i > top} for i, lv in enumerate(levels)],
+        "ceiling": ceiling, "policy": policy_rows, "editable": can(actor, "role.assign"), "notice": notice,
+        "error": error, "form": form, "chosen": (values or {}).get("level", ceiling) if form == "ceiling" else ceiling,
+        "crumbs": [("首页", "/"), ("安全设置", None)],
+    }, status=status, active="security", headers=NO_STORE)
+
+
+@router.get("/admin/security", response_class=HTMLResponse)
+def security_page(request: Request, dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(current_actor)) -> Response:
+    return _security_page(request, dangan, actor)
+
+
+@router.post("/admin/security/ceiling", response_class=HTMLResponse)
+def security_ceiling(request: Request, form: FormData = Depends(form_data), dangan: Dangan = Depends(get_dangan),
+                     actor: Actor = Depends(current_actor)) -> Response:
+    require_any(request, actor, "role.assign")
+    level = _text(form, "level", 16)
+    before = identity.security_overview(dangan, actor)["ceiling"]
+    if level == before:
+        return _security_page(request, dangan, actor, notice=f"系统最高密级仍为“{level}”，未作修改")
+    try:
+        identity.set_ceiling(dangan, actor, level)
+    except DanganError as e:
+        _reraise_denied(e)
+        return _security_page(request, dangan, actor, error=e, form="ceiling", values={"level": level}, status=e.status)
+    return _security_page(request, dangan, actor, notice=f"已将系统最高密级由“{before}”改为“{level}”")
+
+
+@router.post("/admin/security/password-policy", response_class=HTMLResponse)
+def security_policy(request: Request, form: FormData = Depends(form_data), dangan: Dangan = Depends(get_dangan),
+                    actor: Actor = Depends(current_actor)) -> Response:
+    require_any(request, actor, "role.assign")
+    current = identity.security_overview(dangan, actor)["password_policy"]
+    values: dict[str, str] = {}
+    changes: dict[str, Any] = {}
+    for k in POLICY_LABELS:
+        if k not in form:  # a field left out of the form keeps its value
+            continue
+        values[k] = raw = _text(form, k, 12)
+        try:
+            v: Any = int(raw)
+        except ValueError:
+            v = raw  # the service answers a non-number with the allowed range
+        if v != current[k]:
+            changes[k] = v
+    if not changes:
+        return _security_page(request, dangan, actor, notice="密码与会话策略没有变化，未作修改")
+    try:
+        identity.set_password_policy(dangan, actor, **changes)
+    except DanganError as e:
+        _reraise_denied(e)
+        return _security_page(request, dangan, actor, error=e, form="policy", values=values, status=e.status)
+    what = "；".join(f"{POLICY_LABELS[k]} {current[k]} → {v}" for k, v in changes.items())
+    return _security_page(request, dangan, actor, notice=f"已保存密码与会话策略：{what}")
 
 
 # ---------------------------------------------------------------- 机构管理

@@ -40,6 +40,7 @@ NAV = [
     ("users", "用户管理", "/admin/users", "users", ("user.manage",), "用户与权限"),
     ("roles", "角色与密级", "/admin/roles", "key", ("role.assign",), "用户与权限"),
     ("matrix", "权限矩阵", "/admin/matrix", "grid", ("user.manage", "role.assign", "audit.read"), "用户与权限"),
+    ("security", "安全设置", "/admin/security", "lock", ("user.manage", "role.assign", "audit.read"), "用户与权限"),
     ("tokens", "接口令牌", "/admin/tokens", "token", ("token.manage",), "用户与权限"),
     ("audit", "审计日志", "/audit", "shield", ("audit.read",), "安全与保存"),
     ("fixity", "固化检测", "/fixity", "check", ("fixity.run",), "安全与保存"),
