@@ -186,3 +186,57 @@ def test_each_item_is_checked_against_the_actors_rights(app, admin):
         outcomes = s.scalars(select(AuditEvent.outcome).where(AuditEvent.action == "record.create",
                                                               AuditEvent.actor == "clerk")).all()
         assert sorted(outcomes) == ["denied", "denied", "failure", "success"]
+
+
+def test_allocate_many_under_concurrent_batches_is_gapless_without_duplicates_or_deadlocks(app):
+    """Batches naming the same classes in different orders, some rolled back: every class ends 1..n, no deadlock."""
+    import random
+    import threading
+    import time
+
+    from dangan.db.models import Category
+    from dangan.services.numbering import allocate, allocate_many
+
+    with app.read_sessions() as s:
+        cats = list(s.scalars(select(Category.id).order_by(Category.id)))[:2]
+    classes = [(c, "item", f"K{k}") for c in cats for k in range(4)]  # none exists yet: the first batches create them
+    kept: list[tuple[tuple[int, str, str], int, int]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        rnd = random.Random(n)
+        try:
+            for t in range(12):
+                keys = rnd.sample(classes, rnd.randint(1, len(classes)))  # random subset, random order
+                req = {k: rnd.randint(1, 3) for k in keys}
+                with app.sessions() as s, s.begin():
+                    firsts = allocate_many(s, req)
+                    time.sleep(0.002)  # hold the counters: the other batches queue up behind them
+                    if t % 4 == 3:
+                        s.rollback()  # gives its numbers back
+                        continue
+                with lock:
+                    kept.extend((k, firsts[k], req[k]) for k in keys)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    by_class: dict[tuple[int, str, str], list[int]] = {}
+    for k, first, n in kept:
+        by_class.setdefault(k, []).extend(range(first, first + n))
+    with app.read_sessions() as s:
+        counters = {(c, lv, k): v for c, lv, k, v in s.execute(
+            select(NumberCounter.category_id, NumberCounter.level, NumberCounter.class_key, NumberCounter.last_value))}
+    for k, nums in by_class.items():
+        assert sorted(nums) == list(range(1, len(nums) + 1)), f"gap or duplicate in {k}"
+        assert counters[k] == len(nums)
+    with app.sessions() as s, s.begin():
+        assert allocate(s, *classes[0]) == counters[classes[0]] + 1  # the 1-count case continues the block
+        with pytest.raises(ValueError):
+            allocate_many(s, {classes[1]: 0})
