@@ -206,6 +206,11 @@ class Record(Base):
     filed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     filed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     row_version: Mapped[int] = mapped_column(Integer, default=1)
+    # pre-filing (预归档): who submitted, why it was last returned, and the order within its class before filing
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    return_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    position: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     category: Mapped[Category] = relationship()
     fonds: Mapped[Fonds] = relationship()
@@ -304,3 +309,49 @@ class FixityResult(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # missing | truncated | altered | unreadable
     expected: Mapped[str] = mapped_column(Text, default="")
     found: Mapped[str] = mapped_column(Text, default="")
+
+
+class FilingPlan(Base):
+    """年度归档计划: what a department must hand in for a year and category, and by when."""
+
+    __tablename__ = "filing_plans"
+    __table_args__ = (UniqueConstraint("fonds_id", "department_id", "category_id", "year", name="uq_filing_plan"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fonds_id: Mapped[int] = mapped_column(ForeignKey("fonds.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    deadline: Mapped[dt.date] = mapped_column(Date)
+    expected_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    department: Mapped[Department] = relationship()
+    category: Mapped[Category] = relationship()
+    fonds: Mapped[Fonds] = relationship()
+
+
+class CaptureJob(Base):
+    """A batch import or a large submission, run in the background: its progress, outcome and report.
+
+    Rows are imported idempotently (each carries a sender_ref derived from the job's source and row), so a job
+    interrupted by a crash is resumed by running it again: rows already imported are skipped, never doubled.
+    """
+
+    __tablename__ = "capture_jobs"
+    __table_args__ = (Index("ix_capture_jobs_actor", "actor", "created_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # import | dry_run | submit_zip | submit_eep
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed|interrupted
+    actor: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    existing: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

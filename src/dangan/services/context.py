@@ -83,7 +83,12 @@ class Dangan:
         return cls(load_settings(data, **overrides))
 
     def migrate(self) -> None:
+        """Bring the schema up to date, then the builtin roles' grants (a new version may add actions)."""
+        from dangan.services.identity import ensure_builtin_roles
+
         upgrade(self.engine)
+        with self.sessions.begin() as s:
+            ensure_builtin_roles(s)
 
     def uow(self, actor: Actor, action: str = "", object_type: str = "", object_id: str = "") -> UnitOfWork:
         return UnitOfWork(self, actor, action, object_type, object_id)
