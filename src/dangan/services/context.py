@@ -73,6 +73,8 @@ class Dangan:
         self.settings = settings
         self.engine = engine or make_engine(settings.effective_database_url)
         self.store = store or open_store(settings.effective_storage_url, settings)
+        # called before a record is filed (services.records.run_filing_checks): the 四性检测 engine registers here
+        self.filing_checks: list[Callable[..., dict[str, Any]]] = []
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # plain BEGIN on SQLite: validation reads before a write must not take the write lock
         self.read_sessions = sessionmaker(self.engine.execution_options(dangan_readonly=True), expire_on_commit=False,

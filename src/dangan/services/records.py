@@ -18,13 +18,14 @@ from dangan.domain.presets import ARRANGEMENTS, STATE_SECRET_LEVELS
 from dangan.domain.retention import parse_retention
 from dangan.domain.schema import MetadataSchema
 from dangan.domain.states import EDITABLE, TRANSITIONS, RecordState, parse_state
-from dangan.errors import Conflict, NotFound, PermissionDenied, Problems, StateError, ValidationFailed
+from dangan.errors import Conflict, FieldProblem, NotFound, PermissionDenied, Problems, StateError, ValidationFailed
 from dangan.services.access import get_visible_record, require, security_settings, visible
 from dangan.services.categories import get_category
 from dangan.services.context import Actor, Dangan, audited
 from dangan.services.files import NewFile, add_rows, check_new_files, store_blobs
 from dangan.services.fonds import get_department, get_fonds
 from dangan.services.numbering import allocate
+from dangan.services.schedule import fill_retention
 from dangan.services.views import record_view
 
 # parts of a 档号 that come from the record's own metadata: changing them after filing would change the code
@@ -192,8 +193,10 @@ def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFi
     state = _check_input(inp, files, p)
     with app.read_sessions() as s:
         _fonds, cat, dept, parent = _resolve(s, inp, p)
+        suggested = None
         if cat is not None:
-            meta, mp = _schema(cat, inp.level).validate(inp.metadata)
+            given, suggested = fill_retention(cat, inp.metadata, dept)
+            meta, mp = _schema(cat, inp.level).validate(given)
             p.items.extend(mp.items)
             check_create_scope(s, actor, cat, dept, state, meta, p)
         if parent is not None and s.scalar(select(Record.id).where(Record.id == parent.id, visible(s, actor))) is None:
@@ -220,7 +223,8 @@ def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFi
         s.refresh(rec)
         rows = add_rows(s, app.store, rec, files, blobs, actor)
         uow.audit("record.create", "record", rec.id, title=rec.title, category=cat.code, level=rec.level,
-                  files=[{"name": f.name, "sha256": f.sha256, "sm3": f.sm3, "size": f.size} for f in rows])
+                  files=[{"name": f.name, "sha256": f.sha256, "sm3": f.sm3, "size": f.size} for f in rows],
+                  **({"retention_suggested": suggested.as_dict()["explanation"]} if suggested else {}))
         if state == RecordState.PENDING:
             rec.state = state.value
         elif state == RecordState.FILED:
@@ -288,6 +292,11 @@ def update_record(app: Dangan, actor: Actor, record_id: int, changes: dict[str, 
 def transition(app: Dangan, actor: Actor, record_id: int, to: str, reason: str = "") -> dict[str, Any]:
     """submit (预归档→待归档), return (待归档→预归档, reason required), file (→已归档, assigns the 档号)."""
     target = parse_state(to)
+    checks = None
+    if target == RecordState.FILED and app.filing_checks:
+        with app.read_sessions() as s:
+            get_visible_record(s, actor, record_id, "record.file")  # no check runs on what the actor may not file
+        checks = run_filing_checks(app, actor, record_id)
     action = {RecordState.PENDING: "record.submit", RecordState.PRE_FILING: "record.return",
               RecordState.FILED: "record.file"}.get(target, "record.transition")
     with app.uow(actor, action, "record", str(record_id)) as uow:
@@ -303,11 +312,33 @@ def transition(app: Dangan, actor: Actor, record_id: int, to: str, reason: str =
             _assign_code(s, rec, actor)
         else:
             rec.state = target.value
+        if target == RecordState.PENDING:
+            rec.submitted_at, rec.submitted_by, rec.return_reason = utcnow(), actor.username, None
+        elif target == RecordState.PRE_FILING:
+            rec.return_reason = reason.strip()
         rec.updated_at = utcnow()
         rec.row_version += 1
         uow.audit(action, "record", rec.id, from_state=current.value, to_state=target.value,
-                  archival_code=rec.archival_code, reason=reason)
+                  archival_code=rec.archival_code, reason=reason, **({"filing_checks": checks} if checks else {}))
         return record_view(rec)
+
+
+def run_filing_checks(app: Dangan, actor: Actor, record_id: int) -> list[dict[str, Any]]:
+    """The checks registered for acceptance (归档环节的四性检测 when that engine is installed).
+
+    Each check is `check(app, actor, record_id) -> dict` with at least "name", "passed" (bool) and "problems"
+    (a list of FieldProblem-like dicts with field, code, message). Checks run before the filing transaction
+    (they may read every file; no write lock is held meanwhile). A failed check refuses the filing with every
+    problem of every check, and the record stays where it was."""
+    results = [check(app, actor, record_id) for check in app.filing_checks]
+    failed = [r for r in results if not r.get("passed")]
+    if failed:
+        problems = [FieldProblem(pr.get("field", r.get("name", "")), pr.get("code", "CHECK_FAILED"), pr.get("message", ""),
+                                 pr.get("label", r.get("label", r.get("name", ""))))
+                    for r in failed for pr in r.get("problems", [])]
+        raise ValidationFailed("归档前检测未通过，未归档。请按提示处理后重新接收：" + "、".join(r.get("label", r.get("name", "")) for r in failed),
+                               code="FILING_CHECK_FAILED", problems=problems)
+    return [{"name": r.get("name"), "passed": True} for r in results]
 
 
 @dataclass

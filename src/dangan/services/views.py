@@ -92,6 +92,8 @@ def record_view(r: Record, *, files: bool = False) -> dict[str, Any]:
         "responsible": r.responsible, "metadata": r.meta, "sender_ref": r.sender_ref,
         "created_at": iso(r.created_at), "created_by": r.created_by, "updated_at": iso(r.updated_at),
         "filed_at": iso(r.filed_at), "filed_by": r.filed_by, "row_version": r.row_version,
+        "submitted_at": iso(r.submitted_at), "submitted_by": r.submitted_by, "return_reason": r.return_reason,
+        "position": r.position,
     }
     if files:
         d["files"] = [file_view(f) for f in r.files]
