@@ -18,7 +18,15 @@ from dangan.domain.presets import ARRANGEMENTS, STATE_SECRET_LEVELS
 from dangan.domain.retention import parse_retention
 from dangan.domain.schema import MetadataSchema
 from dangan.domain.states import EDITABLE, TRANSITIONS, RecordState, parse_state
-from dangan.errors import Conflict, FieldProblem, NotFound, PermissionDenied, Problems, StateError, ValidationFailed
+from dangan.errors import (
+    Conflict,
+    FieldProblem,
+    NotFound,
+    PermissionDenied,
+    Problems,
+    StateError,
+    ValidationFailed,
+)
 from dangan.services.access import get_visible_record, require, security_settings, visible
 from dangan.services.categories import get_category
 from dangan.services.context import Actor, Dangan, audited
@@ -209,6 +217,22 @@ def create_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFi
                 return record_view(existing, files=True)  # idempotent retry by the sender's identifier
     p.raise_if_any("著录数据有误，未保存任何内容，请按提示逐项修改")
     blobs = store_blobs(app, files)
+    try:
+        return _insert_record(app, actor, inp, files, blobs, meta, state, suggested)
+    except Conflict as e:
+        if e.code != "CONCURRENT_CONFLICT" or not inp.sender_ref:
+            raise
+        # the same sender_ref was stored by a concurrent request between our check and our insert: a retry
+        with app.read_sessions() as s:
+            existing = s.scalar(select(Record).where(Record.sender_ref == inp.sender_ref, visible(s, actor)))
+            if existing is None:
+                raise
+            return record_view(existing, files=True)
+
+
+def _insert_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewFile], blobs: list[Any],
+                   meta: dict[str, Any], state: RecordState, suggested: Any) -> dict[str, Any]:
+    p = Problems()
     with app.uow(actor, "record.create", "record") as uow:
         s = uow.session
         _fonds, cat, dept, parent = _resolve(s, inp, p)
