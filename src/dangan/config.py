@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     s3_access_key: str = ""
     s3_secret_key: str = ""
     s3_region: str = "us-east-1"
+    # the DA/T 48-2009 EEP schema (XSD) that submitted packages are validated against; without it dangan checks
+    # the package's structure itself (the XSD is not shipped: it is the deployment's copy of the standard's schema)
+    eep_xsd: Path | None = None
+    # a submitted package larger than this (bytes) is accepted as a background job whose status is polled
+    async_threshold: int = 50 * 2**20
 
     @property
     def data_dir(self) -> Path:

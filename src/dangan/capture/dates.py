@@ -54,17 +54,18 @@ def parse_date(value: Any) -> dt.date:
         raise ValueError(f"日期“{_show(value)}”无效，{DATE_HINT}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    s = _clean(str(value))
-    for pat in _DATE_PATTERNS:
-        m = pat.fullmatch(s)
-        if m:
-            y, mo, d = (int(g) for g in m.groups())
-            if MIN_YEAR <= y <= MAX_YEAR:
-                try:
-                    return dt.date(y, mo, d)
-                except ValueError:
-                    break
-            break
+    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", str(value))).strip()
+    for s in (text, text.replace(" ", "")):  # "2024-03-05 10:20:30" keeps its space, "2024 年 3 月" loses it
+        for pat in _DATE_PATTERNS:
+            m = pat.fullmatch(s)
+            if m:
+                y, mo, d = (int(g) for g in m.groups())
+                if MIN_YEAR <= y <= MAX_YEAR:
+                    try:
+                        return dt.date(y, mo, d)
+                    except ValueError:
+                        pass
+                raise ValueError(f"日期“{_show(value)}”无效，{DATE_HINT}")
     raise ValueError(f"日期“{_show(value)}”无效，{DATE_HINT}")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from dangan.errors import DanganError
 from dangan.services import fixity
+from dangan.services import jobs as capture_jobs
 from dangan.services.context import Actor, Dangan
 
 
@@ -53,6 +54,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self.current: JobStatus | None = None
         self._threads: list[threading.Thread] = []
+        self.capture = capture_jobs.Runner()  # imports and large submissions (persisted in capture_jobs)
 
     def start_fixity(self, app: Dangan, actor: Actor, record_id: int | None = None) -> tuple[JobStatus, bool]:
         with self._lock:
@@ -91,3 +93,4 @@ class JobRunner:
     def join(self, timeout: float = 30) -> None:
         for t in list(self._threads):
             t.join(timeout)
+        self.capture.join(timeout)
