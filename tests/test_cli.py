@@ -45,7 +45,7 @@ def test_init_demo_and_queries(data):
     shown = js(data, "record", "show", filed[0]["archival_code"])
     assert shown["files"] and shown["files"][0]["sm3"]
     assert js(data, "category", "show", "KU")["levels"] == ["volume", "item"]
-    assert js(data, "storage", "info", user=None)["schema_revision"] == "0002"
+    assert js(data, "storage", "info", user=None)["schema_revision"] == "0003"
 
 
 def test_init_is_idempotent(data):
@@ -159,3 +159,38 @@ def test_audit_checkpoint_roundtrip(data, tmp_path):
     bad.write_text("nothing here", encoding="utf-8")
     r = run(data, "audit", "verify", "--checkpoints", str(bad), user="auditor")
     assert r.exit_code == 1 and "BAD_CHECKPOINT_FILE" in r.output
+
+
+def test_import_submit_accept_catalogue(data, tmp_path):
+    import openpyxl
+
+    cat = tmp_path / "目录.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["序号", "文号", "责任者", "题名", "日期", "年度", "保管期限", "密级", "页数", "文件名"])
+    ws.append([1, "示政发〔2025〕1号", "办公室", "命令行导入的通知", "2025.3.5", 2025, "定期30年", "公开", 2, "a.pdf"])
+    ws.append([2, "示政发〔2025〕2号", "办公室", "日期有误的通知", "2025.13.5", 2025, "D30", "公开", 2, "b.pdf"])
+    wb.save(cat)
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "a.pdf").write_bytes(b"%PDF-1.4\n a")
+    (files / "b.pdf").write_bytes(b"%PDF-1.4\n b")
+    args = ["import", str(cat), "--files", str(files), "--fonds", "Z109", "--category", "WS", "--department", "BGS"]
+    before = js(data, "record", "list", "--fonds", "Z109", "--category", "WS")["total"]
+    r = run(data, *args, "--dry-run")
+    assert r.exit_code == 1 and "校验 2 行" in r.output and (tmp_path / "目录-校验报告.xlsx").is_file()
+    assert js(data, "record", "list", "--fonds", "Z109", "--category", "WS")["total"] == before
+    r = run(data, *args, "--state", "pending", "--json")
+    res = json.loads(r.stdout)
+    assert r.exit_code == 1 and (res["created"], res["failed"]) == (1, 1)
+    r = run(data, *args, "--state", "pending", "--json")  # a rerun stores nothing twice
+    assert json.loads(r.stdout)["existing"] == 1
+    mine = js(data, "record", "list", "--fonds", "Z109", "--category", "WS", "--query", "命令行导入")["items"][0]
+    acc = js(data, "accept", str(mine["id"]))
+    assert acc["refused"] == [] and acc["accepted"][0]["archival_code"].startswith("Z109-WS·2025-D30-BGS-")
+    r = run(data, "catalogue", "--fonds", "Z109", "--category", "WS", "--year", "2025", "-o", str(tmp_path / "目录.pdf"))
+    assert r.exit_code == 0 and (tmp_path / "目录.pdf").read_bytes()[:5] == b"%PDF-"
+    r = run(data, "accept", "999999")
+    assert r.exit_code == 1 and "RECORD_NOT_FOUND" in r.output
+    r = run(data, "import", str(tmp_path / "没有.xlsx"))
+    assert r.exit_code == 1 and "不存在" in r.output and "Traceback" not in r.output

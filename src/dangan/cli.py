@@ -205,6 +205,10 @@ def serve(
 
     a = _open()
     a.migrate()
+    from dangan.services.jobs import mark_interrupted
+
+    if n := mark_interrupted(a):
+        out.print(f"[yellow]{n} 个导入任务在上次运行中被中断，可在“批量导入”页面继续[/]")
     h, p = host or a.settings.host, port or a.settings.port
     out.print(f"dangan 已启动：http://{h}:{p}  （API 文档：http://{h}:{p}/api/v1/docs）")
     uvicorn.run(create_app(a), host=h, port=p, log_level="warning")
@@ -943,6 +947,9 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="令牌 ID")]) -> 
 
     identity.revoke_token(_open(), _actor(), token_id)
     out.print(f"[green]✓[/] 已吊销令牌 #{token_id}")
+
+
+import dangan.cli_capture  # noqa: E402, F401  (registers import, submit, accept, catalogue, plan, schedule, stamp)
 
 
 def main() -> None:
