@@ -21,6 +21,7 @@ and streams the rows with `Catalogue.rows()`: one pass over the sheet, flat memo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import re
@@ -386,6 +387,107 @@ def _check_container(f: IO[bytes]) -> None:
         raise _malformed() from e
 
 
+# -- fast row reader -------------------------------------------------------------------------------------
+
+
+def _sheet_rows(wb: Any, ws: Any) -> Iterator[tuple[int, Sequence[Any]]]:
+    """(Excel row number, cell values from column A) for every row present in the sheet XML, in order.
+
+    Reads the sheet XML with lxml iterparse (safe options), clearing each row once read — several times
+    faster than openpyxl's read-only parser, whose inline-string and descriptor handling dominates the
+    time. Workbook structure, shared strings and date styles still come from openpyxl; if those internals
+    are not there (another openpyxl version), openpyxl's own `iter_rows` is used instead."""
+    archive = getattr(wb, "_archive", None)
+    member = getattr(ws, "_worksheet_path", None)
+    strings = getattr(ws, "_shared_strings", None)
+    date_formats = getattr(wb, "_date_formats", None)
+    td_formats = getattr(wb, "_timedelta_formats", None)
+    if archive is None or member is None or strings is None or date_formats is None or td_formats is None:
+        ws.reset_dimensions()
+        yield from enumerate(ws.iter_rows(values_only=True), start=1)
+        return
+    yield from _parse_rows(archive, member, strings, date_formats, td_formats, wb.epoch)
+
+
+def _parse_rows(archive: zipfile.ZipFile, member: str, strings: Sequence[Any], date_formats: Any,
+                td_formats: Any, epoch: Any) -> Iterator[tuple[int, Sequence[Any]]]:
+    from openpyxl.utils.cell import column_index_from_string
+    from openpyxl.utils.datetime import from_excel, from_ISO8601
+
+    col_cache: dict[str, int] = {}
+    prev = 0
+    tag_c = tag_v = tag_is = tag_t = tag_r = ""
+    with archive.open(member) as f:
+        for _, row in etree.iterparse(f, events=("end",), tag="{*}row", **_SAFE_PARSE):
+            if not tag_c:  # the namespace of this sheet (transitional or strict OOXML)
+                ns = row.tag[: -len("row")]
+                tag_c, tag_v, tag_is, tag_t, tag_r = (ns + x for x in ("c", "v", "is", "t", "r"))
+            r_attr = row.get("r")
+            try:
+                r = int(r_attr) if r_attr else prev + 1
+            except ValueError:
+                r = prev + 1
+            prev = r
+            values: list[Any] = []
+            col = 0
+            for c in row:
+                if c.tag != tag_c:
+                    continue
+                ref = c.get("r")
+                if ref:
+                    letters = ref.rstrip("0123456789")
+                    col = col_cache.get(letters) or col_cache.setdefault(letters, column_index_from_string(letters))
+                else:
+                    col += 1
+                t = c.get("t", "n")
+                v: Any = None
+                inline: Any = None
+                for ch in c:
+                    if ch.tag == tag_v:
+                        v = ch.text
+                    elif ch.tag == tag_is:
+                        inline = ch
+                if t == "inlineStr":
+                    if inline is None:
+                        continue
+                    te = inline.find(tag_t)
+                    if te is not None:
+                        v = te.text or ""
+                    else:  # rich text runs
+                        v = "".join(run.findtext(tag_t) or "" for run in inline.iterfind(tag_r))
+                elif v is None or v == "":
+                    continue
+                elif t == "n":
+                    v = _number(v)
+                    s = c.get("s")
+                    if s and int(s) in date_formats:
+                        with contextlib.suppress(OverflowError, ValueError):
+                            v = from_excel(v, epoch, timedelta=int(s) in td_formats)
+                elif t == "s":
+                    v = strings[int(v)]
+                elif t == "b":
+                    v = v.strip() in ("1", "true")
+                elif t == "d":
+                    with contextlib.suppress(ValueError):
+                        v = from_ISO8601(v)
+                if col > len(values):
+                    values.extend([None] * (col - len(values)))
+                values[col - 1] = v
+            row.clear()
+            parent = row.getparent()
+            if parent is not None:
+                while row.getprevious() is not None:
+                    del parent[0]
+            yield r, values
+
+
+def _number(v: str) -> int | float | str:
+    try:
+        return float(v) if ("." in v or "E" in v or "e" in v) else int(v)
+    except ValueError:
+        return v
+
+
 # -- catalogue -------------------------------------------------------------------------------------------
 
 
@@ -456,7 +558,7 @@ class Catalogue:
         cols = self._cols
         seq_cols = self._seq_cols
         title_col = self._title_col
-        for r, raw in enumerate(self._ws.iter_rows(values_only=True), start=1):
+        for r, raw in _sheet_rows(self._wb, self._ws):
             row = filler.apply(r, raw)
             if r <= header_row:
                 continue
@@ -588,19 +690,23 @@ def _open_sheet(fp: IO[bytes], wb: Any, labels: _Labels, fields: list[dict[str, 
     for ws in candidates:
         if not isinstance(ws, ReadOnlyWorksheet):
             continue
-        ws.reset_dimensions()  # some writers put a wrong <dimension>; read what is there
-        first: list[Sequence[Any]] = []
-        it = ws.iter_rows(values_only=True)
+        first: list[Sequence[Any]] = [()] * HEADER_SEARCH_ROWS
+        it = _sheet_rows(wb, ws)
+        content = False
         try:
-            for row in it:
-                first.append(row)
-                if len(first) >= HEADER_SEARCH_ROWS:
-                    break
-            content = any(not _blank(v) for row in first for v in row)
-            if not content:
-                content = any(any(not _blank(v) for v in row) for row in it)
+            for r, row in it:
+                has = any(not _blank(v) for v in row)
+                if r < 1:
+                    continue
+                if r > HEADER_SEARCH_ROWS:
+                    content = content or has
+                    if content:
+                        break
+                    continue
+                first[r - 1] = row
+                content = content or has
         finally:
-            it.close()
+            it.close()  # type: ignore[attr-defined]
         any_content = any_content or content
         found = _find_header(first, labels)
         if found is not None:

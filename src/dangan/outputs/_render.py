@@ -40,6 +40,7 @@ table.grid th, table.grid td {
 }
 table.grid th { font-family: {{ css_heading }}; font-weight: bold; font-size: 10pt; padding: 1.8mm 1mm; }
 table.grid td.left { text-align: left; }
+table.grid td.nowrap { white-space: nowrap; overflow-wrap: normal; }
 table.grid tbody tr { break-inside: avoid; }
 table.grid thead tr.caption th { border: none; padding: 0 0 2.5mm 0; font-weight: normal; }
 .doc-title {
@@ -67,12 +68,19 @@ table.grid td { font-size: {{ cell_font }}; }
 <thead>
 <tr class="caption"><th colspan="{{ columns|length }}">
   <div class="doc-title">{{ title }}</div>
-  {% if info %}<div class="info">{% for label, value in info %}<span class="item"><span class="label">{{ label }}：</span>{{ value }}</span>{% endfor %}</div>{% endif %}
+  {% if info %}
+  <div class="info">
+  {% for label, value in info %}
+    <span class="item"><span class="label">{{ label }}：</span>{{ value }}</span>
+  {% endfor %}
+  </div>
+  {% endif %}
 </th></tr>
 <tr class="cols">{% for c in columns %}<th>{{ c.label }}</th>{% endfor %}</tr>
 </thead>
 <tbody>
-{% for row in rows %}<tr>{% for c in columns %}<td{% if c.left %} class="left"{% endif %}>{{ row[loop.index0] }}</td>{% endfor %}</tr>
+{% for row in rows %}
+<tr>{% for c in columns %}<td class="{{ c.css }}">{{ row[loop.index0] }}</td>{% endfor %}</tr>
 {% endfor %}
 </tbody>
 </table>
@@ -95,12 +103,17 @@ def _template(source: str) -> jinja2.Template:
     return _ENV.get_template(source) if source in ("base.html", "table.html") else _ENV.from_string(source)
 
 
-def _css_fonts(font: CJKFont) -> dict[str, Markup]:
-    def clean(css: str) -> Markup:
-        families = [_SAFE_FAMILY.sub("", f.strip().strip('"')) for f in css.split(",")]
-        return Markup(", ".join(f'"{f}"' for f in families if f) + ", serif")
+def _css_family(*families: str) -> Markup:
+    """A CSS font-family value from fontconfig family names (quoted, de-duplicated, nothing but name chars)."""
+    names = dict.fromkeys(_SAFE_FAMILY.sub("", f) for f in families)
+    return Markup(", ".join(f'"{n}"' for n in names if n) + ", serif")
 
-    return {"css_body": clean(font.css_body), "css_heading": clean(font.css_heading)}
+
+def _css_fonts(font: CJKFont) -> dict[str, Markup]:
+    return {
+        "css_body": _css_family(font.body.family, font.heading.family),
+        "css_heading": _css_family(font.heading.family, font.body.family),
+    }
 
 
 def render_pdf(
@@ -139,11 +152,26 @@ class Column:
     label: str
     width: float
     left: bool = False
+    nowrap: bool = False
+
+    @property
+    def css(self) -> str:
+        return "left" if self.left else "nowrap" if self.nowrap else ""
 
 
-def fit_columns(columns: Iterable[tuple[str, str]], widths_mm: Mapping[str, float], total_mm: float,
-                flexible: str = "title", left: Iterable[str] = ("title",), default_mm: float = 20) -> list[Column]:
-    """Give each column its printed width (mm, from `widths_mm`); the `flexible` column takes what is left."""
+NOWRAP_FIELDS = frozenset({"seq", "date", "pages", "page_no", "security_level"})
+
+
+def fit_columns(
+    columns: Iterable[tuple[str, str]],
+    widths_mm: Mapping[str, float],
+    total_mm: float,
+    flexible: str = "title",
+    left: Iterable[str] = ("title",),
+    default_mm: float = 20,
+) -> list[Column]:
+    """Give each column its printed width (mm, from `widths_mm`); the `flexible` column takes what is left.
+    Short fields (序号, 日期, 页数, 页号, 密级) never wrap: "105-108" must not break at its hyphen."""
     cols = list(columns)
     left_set = set(left)
     fixed = sum(widths_mm.get(code, default_mm) for code, _ in cols if code != flexible)
@@ -152,7 +180,7 @@ def fit_columns(columns: Iterable[tuple[str, str]], widths_mm: Mapping[str, floa
     mm = [flex_mm if code == flexible else widths_mm.get(code, default_mm) for code, _ in cols]
     total = sum(mm) or 1.0
     return [
-        Column(code, label, round(100 * w / total, 3), code in left_set)
+        Column(code, label, round(100 * w / total, 3), code in left_set, code in NOWRAP_FIELDS)
         for (code, label), w in zip(cols, mm, strict=True)
     ]
 
@@ -200,7 +228,9 @@ def text(value: Any) -> str:
     return str(value)
 
 
-DATE_FIELDS = frozenset({"date", "doc_date", "start_date", "end_date", "filed_on", "compiled_on", "checked_on"})
+DATE_FIELDS = frozenset(
+    {"date", "doc_date", "start_date", "end_date", "filed_on", "compiled_on", "checked_on"}
+)
 
 
 def cell_text(code: str, value: Any) -> str:

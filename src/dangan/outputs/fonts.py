@@ -51,23 +51,6 @@ class CJKFont:
     heading: FontFace
     bold: FontFace  # bold face of the body family (the regular face when no bold one is installed)
 
-    @property
-    def css_body(self) -> str:
-        """A CSS font-family value: the body family with the heading family as fallback."""
-        return _css_families(self.body.family, self.heading.family)
-
-    @property
-    def css_heading(self) -> str:
-        return _css_families(self.heading.family, self.body.family)
-
-
-def _css_families(*families: str) -> str:
-    seen: list[str] = []
-    for f in families:
-        if f not in seen:
-            seen.append(f)
-    return ", ".join(f'"{f}"' for f in seen)
-
 
 @dataclass(frozen=True)
 class _Entry:
@@ -118,14 +101,13 @@ def pick_font(fc_output: str) -> CJKFont | None:
         return None
 
     serif, sans = first(SERIF_FAMILIES), first(SANS_FAMILIES)
-    if serif is None and sans is None:
+    main, head = serif or sans, sans or serif
+    if main is None or head is None:
         # Any other Chinese face fontconfig knows about (e.g. a vendor 宋体): better than empty boxes.
         e = next((e for e in entries if not e.bold), entries[0])
         face = FontFace(e.families[0] if e.families else "serif", e.file, e.index)
         return CJKFont(body=face, heading=face, bold=face)
-    body, bold = serif or sans  # type: ignore[misc]
-    heading = (sans or serif)[0]  # type: ignore[index]
-    return CJKFont(body=body, heading=heading, bold=bold)
+    return CJKFont(body=main[0], heading=head[0], bold=main[1])
 
 
 def _run_fc_list() -> str:

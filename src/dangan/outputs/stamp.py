@@ -101,7 +101,8 @@ def _fit(value: str, max_mm: float, avail_h: float) -> tuple[tuple[str, ...], fl
         return (value,), max(one, 1.2)
     half = (len(value) + 1) // 2
     lines = (value[:half], value[half:])
-    two = min(max_mm * 0.85, avail_h / 2 / 1.15, avail_w / max(_text_mm(max(lines, key=len), 1), 1e-6))
+    widest = max(_text_mm(line, 1) for line in lines)
+    two = min(max_mm * 0.85, avail_h / 2 / 1.15, avail_w / max(widest, 1e-6))
     return (lines, two) if two > one else ((value,), one)
 
 
@@ -162,7 +163,8 @@ def stamp_png(values: Mapping[str, Any], dpi: int = 300, *, with_labels: bool = 
     for c in stamp_layout(values, with_labels=with_labels):
         cx = (c.x + CELL_W_MM / 2) * px
         if c.label_size:
-            draw.text((cx, (c.y + _LABEL_TOP_MM) * px), c.label, font=font(c.label_size, True), fill=red, anchor="mt")
+            label_font = font(c.label_size, True)
+            draw.text((cx, (c.y + _LABEL_TOP_MM) * px), c.label, font=label_font, fill=red, anchor="mt")
         if c.lines:
             line_h = c.size * 1.15
             top = _value_centre_y(c) - line_h * len(c.lines) / 2
@@ -189,11 +191,17 @@ body { color: {{ red }}; }
 {% block body %}
 <div class="stamp">
 <div class="frame"></div>
-{% for r in rules %}<div class="rule" style="left: {{ r[0] }}mm; top: {{ r[1] }}mm; width: {{ r[2] }}mm; height: {{ r[3] }}mm"></div>
+{% for x, y, w, h in rules %}
+<div class="rule" style="left: {{ x }}mm; top: {{ y }}mm; width: {{ w }}mm; height: {{ h }}mm"></div>
 {% endfor %}
 {% for c in cells %}
-{% if c.label_size %}<div class="label" style="left: {{ c.x }}mm; top: {{ c.label_top }}mm; font-size: {{ c.label_size }}mm; line-height: {{ c.label_size * 1.2 }}mm">{{ c.label }}</div>{% endif %}
-{% for line in c.lines %}<div class="value" style="left: {{ c.x }}mm; top: {{ c.tops[loop.index0] }}mm; font-size: {{ c.size }}mm; line-height: {{ c.line_h }}mm">{{ line }}</div>
+{% if c.label_size %}
+<div class="label" style="left: {{ c.x }}mm; top: {{ c.label_top }}mm;
+  font-size: {{ c.label_size }}mm; line-height: {{ c.label_size * 1.2 }}mm">{{ c.label }}</div>
+{% endif %}
+{% for line in c.lines %}
+<div class="value" style="left: {{ c.x }}mm; top: {{ c.tops[loop.index0] }}mm;
+  font-size: {{ c.size }}mm; line-height: {{ c.line_h }}mm">{{ line }}</div>
 {% endfor %}
 {% endfor %}
 </div>
@@ -209,8 +217,13 @@ def stamp_pdf(values: Mapping[str, Any], *, with_labels: bool = False) -> bytes:
         line_h = round(c.size * 1.15, 3)
         top = _value_centre_y(c) - line_h * len(c.lines) / 2
         cells.append({
-            "x": c.x, "label": c.label, "label_size": c.label_size, "label_top": round(c.y + _LABEL_TOP_MM - 0.1 * c.label_size, 3),
-            "lines": c.lines, "size": round(c.size, 3), "line_h": line_h,
+            "x": c.x,
+            "label": c.label,
+            "label_size": c.label_size,
+            "label_top": round(c.y + _LABEL_TOP_MM - 0.1 * c.label_size, 3),  # less the line box's leading
+            "lines": c.lines,
+            "size": round(c.size, 3),
+            "line_h": line_h,
             "tops": [round(top + line_h * n, 3) for n in range(len(c.lines))],
         })
     half = INNER_LINE_MM / 2
@@ -350,7 +363,9 @@ def stamp_pdf_copy(original: BinaryIO, values: Mapping[str, Any], out: BinaryIO)
             unit = float(page.obj.get("/UserUnit", 1) or 1)
             k = 1 / unit if unit > 0 else 1.0  # stamp size in the page's user units
             w, h = (bbox[2] - bbox[0]) * k, (bbox[3] - bbox[1]) * k
-            vw, vh = (box[2] - box[0], box[3] - box[1]) if rotate in (0, 180) else (box[3] - box[1], box[2] - box[0])
+            vw, vh = box[2] - box[0], box[3] - box[1]
+            if rotate in (90, 270):  # displayed sideways
+                vw, vh = vh, vw
             left, top = _blank_spot(data, vw, vh, w, h, MARGIN_MM * PT_PER_MM * k)
             a, b, c, d, e, f = _placement(box, rotate, left, vh - top - h)
             cm = " ".join(f"{v:.4f}".rstrip("0").rstrip(".") for v in (a * k, b * k, c * k, d * k, e, f))

@@ -39,8 +39,9 @@ table.codes td { min-width: 52mm; text-align: center; font-size: 12pt; }
 .doc-kind { text-align: center; font-family: {{ css_heading }}; font-weight: bold; font-size: 30pt;
             letter-spacing: 0.5em; margin: 15mm 0 0 0.5em; }
 table.title-block { width: 100%; margin: 8mm 0 0 0; border-collapse: collapse; }
-table.title-block td { height: 50mm; text-align: center; vertical-align: middle; font-family: {{ css_heading }};
-                       font-weight: bold; font-size: {{ title_size }}; line-height: 1.5;
+table.title-block td { height: 50mm; text-align: center; vertical-align: middle;
+                       font-family: {{ css_heading }}; font-weight: bold; font-size: {{ title_size }};
+                       line-height: 1.5;
                        border-top: 0.9pt solid #000; border-bottom: 0.9pt solid #000; padding: 3mm 8mm; }
 .title-caption { text-align: center; font-size: 10pt; margin-top: 1.2mm; }
 .facts { position: absolute; left: 14mm; right: 14mm; bottom: 14mm; }
@@ -55,8 +56,12 @@ table.title-block td { height: 50mm; text-align: center; vertical-align: middle;
 {% if v.fonds_code %}<tr><th>全宗号</th><td>{{ v.fonds_code }}</td></tr>{% endif %}
 <tr><th>档号</th><td>{{ v.archival_code }}</td></tr>
 </table>
-<div class="line fonds"><div class="value">{{ v.fonds_name }}</div><div class="caption">（全宗名称）</div></div>
-<div class="line category"><div class="value">{{ v.category_name }}</div><div class="caption">（类目名称）</div></div>
+<div class="line fonds">
+  <div class="value">{{ v.fonds_name }}</div><div class="caption">（全宗名称）</div>
+</div>
+<div class="line category">
+  <div class="value">{{ v.category_name }}</div><div class="caption">（类目名称）</div>
+</div>
 <div class="doc-kind">案卷</div>
 <table class="title-block"><tr><td>{{ v.title }}</td></tr></table>
 <div class="title-caption">（案卷题名）</div>
@@ -64,7 +69,10 @@ table.title-block td { height: 50mm; text-align: center; vertical-align: middle;
 <colgroup><col class="k"><col><col class="k"><col></colgroup>
 <tr><th>起止时间</th><td colspan="3">{{ span }}</td></tr>
 <tr><th>保管期限</th><td>{{ v.retention }}</td><th>密级</th><td>{{ v.security_level }}</td></tr>
-<tr><th>件数</th><td>{{ v['items'] }}{% if v['items'] %} 件{% endif %}</td><th>页数</th><td>{{ v['pages'] }}{% if v['pages'] %} 页{% endif %}</td></tr>
+<tr>
+  <th>件数</th><td>{{ v['items'] }}{% if v['items'] %} 件{% endif %}</td>
+  <th>页数</th><td>{{ v['pages'] }}{% if v['pages'] %} 页{% endif %}</td>
+</tr>
 </table></div>
 </div>
 {% endblock %}
@@ -82,7 +90,8 @@ NOTES_HTML = """{% extends "base.html" %}
 .sheet h2 { font-family: {{ css_heading }}; font-size: 13pt; margin: 0 0 4mm 0; }
 .notes p { margin: 0 0 2mm 0; text-indent: 2em; font-size: 12pt; line-height: 1.8; }
 table.sign { position: absolute; right: 14mm; bottom: 14mm; border-collapse: collapse; font-size: 12pt; }
-table.sign th { font-family: {{ css_heading }}; font-weight: bold; text-align: right; padding: 2.2mm 2mm 2.2mm 0; }
+table.sign th { font-family: {{ css_heading }}; font-weight: bold; text-align: right;
+                padding: 2.2mm 2mm 2.2mm 0; }
 table.sign td { width: 46mm; border-bottom: 0.75pt solid #000; padding: 2.2mm 1mm 0.6mm 1mm; }
 table.sign tr.gap th, table.sign tr.gap td { padding-top: 6mm; }
 {% endblock %}
@@ -114,7 +123,15 @@ CONTENTS_COLUMNS: list[tuple[str, str]] = [
     ("page_no", "页号"),
     ("remarks", "备注"),
 ]
-CONTENTS_WIDTHS_MM = {"seq": 10, "doc_number": 34, "responsible": 26, "date": 18, "page_no": 14, "remarks": 12}
+# Printed widths on A4 portrait (175 mm between the margins); the title column takes what is left.
+CONTENTS_WIDTHS_MM = {
+    "seq": 10,
+    "doc_number": 38,
+    "responsible": 24,
+    "date": 18,
+    "page_no": 16,
+    "remarks": 10,
+}
 
 
 def _printable(v: Mapping[str, Any]) -> dict[str, str]:
