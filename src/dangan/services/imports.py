@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,10 +285,22 @@ def run_import(app: Dangan, actor: Actor, spec: ImportSpec, *, dry_run: bool = F
             created_codes: dict[int, str] = {}
             used: set[str] = set()
             pending_rows: list[int] = []  # row number of each item handed to ingest, by item index
+            # the report is written in the same pass: rows wait here until their outcome is known
+            feed = _ReportFeed(cat.header, report, spec.catalogue.name) if report is not None else None
+            waiting: deque[CatalogueRow] = deque()
+            known_upto = [0]  # rows up to this row number have their outcome
+
+            def flush(upto: int) -> None:
+                while waiting and waiting[0].row_number <= upto:
+                    r = waiting.popleft()
+                    assert feed is not None
+                    feed.put(r, outcome.get(r.row_number, []))
 
             def items() -> Iterator[tuple[RecordInput, list[NewFile]]]:
                 for row in cat.rows():
                     result.rows += 1
+                    if feed is not None:
+                        waiting.append(row)
                     keys, link_problems = _link(row, source, used)
                     problems = [_fp_text(p) for p in row.problems] + link_problems
                     if problems:
@@ -304,22 +319,31 @@ def run_import(app: Dangan, actor: Actor, spec: ImportSpec, *, dry_run: bool = F
 
             def on_item(res: ingest.ItemResult) -> None:
                 rn = pending_rows[res.index]
+                known_upto[0] = rn
                 if res.failure is not None:
                     outcome[rn] = [_fp_text(p) for p in res.failure.problems] or [res.failure.message]
                 elif res.archival_code:
                     created_codes[rn] = res.archival_code
 
             def on_batch(rep: ingest.IngestReport) -> None:
+                if feed is not None:
+                    flush(known_upto[0])
                 if progress:
                     progress({"total": max(total, result.rows), "processed": result.rows,
                               "created": rep.created, "existing": rep.existing,
                               "failed": rep.failed + (result.rows - rep.processed)})
 
-            if dry_run:
-                rep = ingest.validate_only(app, actor, items(), batch_size=batch_size, on_item=on_item, progress=on_batch)
-            else:
-                rep = ingest.ingest_batch(app, actor, items(), batch_size=batch_size, on_item=on_item,
-                                          progress=on_batch)
+            try:
+                if dry_run:
+                    rep = ingest.validate_only(app, actor, items(), batch_size=batch_size, on_item=on_item,
+                                               progress=on_batch)
+                else:
+                    rep = ingest.ingest_batch(app, actor, items(), batch_size=batch_size, on_item=on_item,
+                                              progress=on_batch)
+                if feed is not None:
+                    flush(10**12)
+            finally:
+                summary = feed.close() if feed is not None else None
             result.failed = len(outcome)
             result.created, result.existing = (0, 0) if dry_run else (rep.created, rep.existing)
             result.passed = result.rows - result.failed
@@ -328,9 +352,7 @@ def run_import(app: Dangan, actor: Actor, spec: ImportSpec, *, dry_run: bool = F
             result.unlinked_files = len(extra)
             result.unlinked_examples = extra[:MAX_EXTRA_LISTED]
             result.failures = [{"row": rn, "problems": ps} for rn, ps in sorted(outcome.items())[:100]]
-            if report is not None:
-                summary = write_report(((r, outcome.get(r.row_number, [])) for r in cat.rows()), cat.header, report,
-                                       source_name=spec.catalogue.name)
+            if summary is not None:
                 result.report = str(report)
                 result.top_problems = list(summary.top_problems)
             if progress:
@@ -339,6 +361,43 @@ def run_import(app: Dangan, actor: Actor, spec: ImportSpec, *, dry_run: bool = F
     finally:
         source.close()
     return result
+
+
+class _ReportFeed:
+    """Writes the report in a thread as rows arrive (openpyxl's write-only workbook pulls from a generator)."""
+
+    def __init__(self, columns: Any, path: Path | None, source_name: str) -> None:
+        self._q: queue.Queue[tuple[CatalogueRow, list[str]] | None] = queue.Queue(maxsize=4 * ingest.DEFAULT_BATCH)
+        self._summary: Any = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self._t = threading.Thread(target=self._run, args=(columns, path, source_name), daemon=True,
+                                   name="dangan-import-report")
+        self._t.start()
+
+    def _rows(self) -> Iterator[tuple[CatalogueRow, list[str]]]:
+        while (item := self._q.get()) is not None:
+            yield item
+
+    def _run(self, columns: Any, path: Path, source_name: str) -> None:
+        try:
+            self._summary = write_report(self._rows(), columns, path, source_name=source_name)
+        except BaseException as e:  # reported to the caller by close()
+            self._error = e
+            while self._q.get() is not None:  # keep draining so that put() never blocks forever
+                pass
+
+    def put(self, row: CatalogueRow, errors: list[str]) -> None:
+        self._q.put((row, errors))
+
+    def close(self) -> Any:
+        if not self._closed:
+            self._closed = True
+            self._q.put(None)
+            self._t.join()
+        if self._error is not None:
+            raise self._error
+        return self._summary
 
 
 def _estimate_rows(cat: Catalogue) -> int:
