@@ -393,7 +393,7 @@ def test_three_administrators_at_work(as_user, browser, server: str) -> None:  #
     secadmin.locator("tr#roles-zhangwei button:has-text('设置')").click()
     assert "密级设为“内部”" in secadmin.locator(".alert.ok").inner_text()
     secadmin.click("nav.sidenav >> text=权限矩阵")
-    assert secadmin.locator("table.matrix tbody tr").count() == 15
+    assert secadmin.locator("table.matrix tbody tr").count() == 18  # the actions of ACTION_LABELS
     assert secadmin.locator("table.matrix thead .three-mark").count() == 3
     shot(secadmin, "18-matrix")
 

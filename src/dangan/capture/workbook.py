@@ -24,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import posixpath
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -387,30 +389,171 @@ def _check_container(f: IO[bytes]) -> None:
         raise _malformed() from e
 
 
-# -- fast row reader -------------------------------------------------------------------------------------
+# -- the workbook reader ---------------------------------------------------------------------------------
+#
+# openpyxl's read-only loader parses every shared string through its descriptor machinery, which takes
+# seconds for a catalogue of 100,000 distinct titles, and its row parser is slow for inline strings. So the
+# few parts a catalogue needs (workbook, relationships, shared strings, cell styles, the sheet) are read
+# here with lxml iterparse and the safe options; openpyxl supplies the date-format rules and conversions.
+
+_REL_NS_SUFFIX = "}id"
 
 
-def _sheet_rows(wb: Any, ws: Any) -> Iterator[tuple[int, Sequence[Any]]]:
-    """(Excel row number, cell values from column A) for every row present in the sheet XML, in order.
-
-    Reads the sheet XML with lxml iterparse (safe options), clearing each row once read — several times
-    faster than openpyxl's read-only parser, whose inline-string and descriptor handling dominates the
-    time. Workbook structure, shared strings and date styles still come from openpyxl; if those internals
-    are not there (another openpyxl version), openpyxl's own `iter_rows` is used instead."""
-    archive = getattr(wb, "_archive", None)
-    member = getattr(ws, "_worksheet_path", None)
-    strings = getattr(ws, "_shared_strings", None)
-    date_formats = getattr(wb, "_date_formats", None)
-    td_formats = getattr(wb, "_timedelta_formats", None)
-    if archive is None or member is None or strings is None or date_formats is None or td_formats is None:
-        ws.reset_dimensions()
-        yield from enumerate(ws.iter_rows(values_only=True), start=1)
-        return
-    yield from _parse_rows(archive, member, strings, date_formats, td_formats, wb.epoch)
+@dataclass(frozen=True)
+class _Sheet:
+    name: str
+    path: str  # member of the zip
+    state: str  # visible, hidden, veryHidden
 
 
-def _parse_rows(archive: zipfile.ZipFile, member: str, strings: Sequence[Any], date_formats: Any,
-                td_formats: Any, epoch: Any) -> Iterator[tuple[int, Sequence[Any]]]:
+def _resolve(base: str, target: str) -> str:
+    if target.startswith("/"):
+        return target.lstrip("/")
+    return posixpath.normpath(posixpath.join(posixpath.dirname(base), target))
+
+
+def _unescape_ooxml(text: str) -> str:
+    """Excel writes control characters as _xHHHH_ (and a literal "_x" sequence as _x005F_x…)."""
+    if "_x" not in text:
+        return text
+    return _OOXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+_OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+class _XlsxReader:
+    def __init__(self, fp: IO[bytes]) -> None:
+        from openpyxl.utils.datetime import MAC_EPOCH, WINDOWS_EPOCH
+
+        self.zip = zipfile.ZipFile(fp)
+        self.names = set(self.zip.namelist())
+        wb_path = "xl/workbook.xml"
+        for _, target, kind in self._rels("_rels/.rels", ""):
+            if kind.endswith("/officeDocument"):
+                wb_path = target
+        if wb_path not in self.names:
+            raise _malformed("缺少 workbook.xml")
+        wb = self._xml(wb_path)
+        rels = {rid: (target, kind) for rid, target, kind in self._rels(self._rels_path(wb_path), wb_path)}
+        self.sheets: list[_Sheet] = []
+        active_tab = 0
+        epoch = WINDOWS_EPOCH
+        all_sheets = 0
+        active: _Sheet | None = None
+        for el in wb.iter():
+            name = _local_tag(el.tag)
+            if name == "workbookPr" and el.get("date1904") in ("1", "true"):
+                epoch = MAC_EPOCH
+            elif name == "workbookView" and el.get("activeTab"):
+                with contextlib.suppress(ValueError):
+                    active_tab = int(el.get("activeTab", "0"))
+            elif name == "sheet":
+                rid = next((v for k, v in el.attrib.items() if k.endswith(_REL_NS_SUFFIX)), None)
+                target, kind = rels.get(rid or "", ("", ""))
+                if kind.endswith("/worksheet") and target in self.names:
+                    sheet = _Sheet(str(el.get("name", "")), target, str(el.get("state", "visible")))
+                    self.sheets.append(sheet)
+                    if all_sheets == active_tab:
+                        active = sheet
+                all_sheets += 1
+        if not self.sheets:
+            raise _malformed("没有工作表")
+        self.active = active or self.sheets[0]
+        self.epoch = epoch
+        self.strings: list[str] = []
+        self.date_styles: set[int] = set()
+        self.td_styles: set[int] = set()
+        for target, kind in rels.values():
+            if kind.endswith("/sharedStrings") and target in self.names:
+                self.strings = self._read_strings(target)
+            elif kind.endswith("/styles") and target in self.names:
+                self._read_styles(target)
+
+    @staticmethod
+    def _rels_path(part: str) -> str:
+        d, _, f = part.rpartition("/")
+        return f"{d}/_rels/{f}.rels" if d else f"_rels/{f}.rels"
+
+    def _xml(self, member: str) -> Any:
+        with self.zip.open(member) as f:
+            data = f.read(64 * 2**20 + 1)
+        if len(data) > 64 * 2**20:
+            raise _too_large(f"部件 {member} 过大")
+        return etree.fromstring(data, etree.XMLParser(**_SAFE_PARSE))
+
+    def _rels(self, rels_path: str, base: str) -> list[tuple[str, str, str]]:
+        if rels_path not in self.names:
+            return []
+        out = []
+        for el in self._xml(rels_path):
+            if _local_tag(el.tag) != "Relationship" or el.get("TargetMode") == "External":
+                continue
+            out.append((str(el.get("Id", "")), _resolve(base, str(el.get("Target", ""))), str(el.get("Type", ""))))
+        return out
+
+    def _read_strings(self, member: str) -> list[str]:
+        strings: list[str] = []
+        tag_t = tag_r = ""
+        with self.zip.open(member) as f:
+            for _, si in etree.iterparse(f, events=("end",), tag="{*}si", **_SAFE_PARSE):
+                if not tag_t:
+                    ns = si.tag[: -len("si")]
+                    tag_t, tag_r = ns + "t", ns + "r"
+                t = si.find(tag_t)
+                if t is not None:
+                    text = t.text or ""
+                else:  # rich text runs; phonetic runs (rPh) are left out
+                    text = "".join(run.findtext(tag_t) or "" for run in si.iterfind(tag_r))
+                strings.append(_unescape_ooxml(text))
+                si.clear()
+                while si.getprevious() is not None:
+                    del si.getparent()[0]
+        return strings
+
+    def _read_styles(self, member: str) -> None:
+        from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
+
+        root = self._xml(member)
+        custom: dict[int, str] = {}
+        xfs: list[int] = []
+        for el in root:
+            name = _local_tag(el.tag)
+            if name == "numFmts":
+                for nf in el:
+                    with contextlib.suppress(TypeError, ValueError):
+                        custom[int(nf.get("numFmtId", ""))] = str(nf.get("formatCode", ""))
+            elif name == "cellXfs":
+                for xf in el:
+                    try:
+                        xfs.append(int(xf.get("numFmtId", "0")))
+                    except ValueError:
+                        xfs.append(0)
+        for i, fmt_id in enumerate(xfs):
+            code = custom.get(fmt_id) or BUILTIN_FORMATS.get(fmt_id)
+            if code and is_date_format(code):
+                self.date_styles.add(i)
+                if is_timedelta_format(code):
+                    self.td_styles.add(i)
+
+    def rows(self, sheet: _Sheet) -> Iterator[tuple[int, list[Any]]]:
+        try:
+            yield from _parse_rows(self.zip, sheet.path, self.strings, self.date_styles, self.td_styles, self.epoch)
+        except (etree.XMLSyntaxError, zipfile.BadZipFile, zlib.error, EOFError, IndexError, KeyError) as e:
+            raise _malformed(f"工作表“{sheet.name}”的数据已损坏") from e
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def _local_tag(tag: Any) -> str:
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def _parse_rows(archive: zipfile.ZipFile, member: str, strings: Sequence[str], date_styles: set[int],
+                td_styles: set[int], epoch: Any) -> Iterator[tuple[int, list[Any]]]:
+    """(Excel row number, cell values from column A) for every row present in the sheet XML, in order;
+    each row element is cleared once read, so memory stays flat."""
     from openpyxl.utils.cell import column_index_from_string
     from openpyxl.utils.datetime import from_excel, from_ISO8601
 
@@ -455,14 +598,15 @@ def _parse_rows(archive: zipfile.ZipFile, member: str, strings: Sequence[Any], d
                         v = te.text or ""
                     else:  # rich text runs
                         v = "".join(run.findtext(tag_t) or "" for run in inline.iterfind(tag_r))
+                    v = _unescape_ooxml(v)
                 elif v is None or v == "":
                     continue
                 elif t == "n":
                     v = _number(v)
                     s = c.get("s")
-                    if s and int(s) in date_formats:
+                    if s and int(s) in date_styles and not isinstance(v, str):
                         with contextlib.suppress(OverflowError, ValueError):
-                            v = from_excel(v, epoch, timedelta=int(s) in td_formats)
+                            v = from_excel(v, epoch, timedelta=int(s) in td_styles)
                 elif t == "s":
                     v = strings[int(v)]
                 elif t == "b":
@@ -504,12 +648,12 @@ class Catalogue:
     `rows()` streams the data rows (a new pass each call). Close with `close()` or use as a context manager.
     """
 
-    def __init__(self, fp: IO[bytes], wb: Any, ws: Any, header_row: int, header_cells: Sequence[Any],
-                 labels: _Labels) -> None:
+    def __init__(self, fp: IO[bytes], reader: _XlsxReader, sheet: _Sheet, header_row: int,
+                 header_cells: Sequence[Any], labels: _Labels) -> None:
         self._fp = fp
-        self._wb = wb
-        self._ws = ws
-        self.sheet_name: str = ws.title
+        self._reader = reader
+        self._sheet = sheet
+        self.sheet_name: str = sheet.name
         self.header_row = header_row
         self.columns: list[tuple[int, str, str]] = []
         self.unknown_columns: list[tuple[int, str]] = []
@@ -538,15 +682,16 @@ class Catalogue:
             if spec.get("obligation") == "required" and code not in seen
         ]
         self._title_col = seen.get("title")
-        self._seq_cols = {c.index for c in self._cols if c.kind == "seq" and c.code == "_seq"}
+        self._seq_cols = {c.index for c in self._cols if c.code == "_seq"}
         self._width = max((i for i, _ in self.header), default=1)
         self._merges: list[tuple[int, int, int, int]] | None = None
 
     def _merged_ranges(self) -> list[tuple[int, int, int, int]]:
         if self._merges is None:
-            path = getattr(self._ws, "_worksheet_path", None)
-            archive = getattr(self._wb, "_archive", None)
-            self._merges = _read_merged_ranges(archive, path) if path and archive else []
+            try:
+                self._merges = _read_merged_ranges(self._reader.zip, self._sheet.path)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+                raise _malformed(f"工作表“{self.sheet_name}”的数据已损坏") from e
         return self._merges
 
     def rows(self) -> Iterator[CatalogueRow]:
@@ -558,7 +703,7 @@ class Catalogue:
         cols = self._cols
         seq_cols = self._seq_cols
         title_col = self._title_col
-        for r, raw in _sheet_rows(self._wb, self._ws):
+        for r, raw in self._reader.rows(self._sheet):
             row = filler.apply(r, raw)
             if r <= header_row:
                 continue
@@ -616,7 +761,7 @@ class Catalogue:
 
     def close(self) -> None:
         try:
-            self._wb.close()
+            self._reader.close()
         finally:
             self._fp.close()
 
@@ -643,10 +788,8 @@ def open_catalogue(path: Path, fields: list[dict[str, Any]], *, sheet: str | Non
     """Open an .xlsx catalogue for streaming. `fields` are the category's field specs (dicts with at least
     "code" and "label"; "type" date/integer/year and "repeatable" change how values are read).
 
-    The active sheet is tried first, then the others, unless `sheet` names one. Raises ValidationFailed
-    (see the module docstring) before any row is read."""
-    from openpyxl import load_workbook
-
+    The active sheet is tried first, then the other visible ones, then hidden ones, unless `sheet` names
+    one. Raises ValidationFailed (see the module docstring) before any row is read."""
     labels = _Labels(fields)
     if not any(f["code"] == "title" for f in fields):
         labels.loose.setdefault("题名", "title")
@@ -655,43 +798,39 @@ def open_catalogue(path: Path, fields: list[dict[str, Any]], *, sheet: str | Non
         _check_container(fp)
         fp.seek(0)
         try:
-            wb = load_workbook(fp, read_only=True, data_only=True, keep_links=False)
+            reader = _XlsxReader(fp)
         except ValidationFailed:
             raise
-        except Exception as e:  # openpyxl raises many kinds for broken parts
+        except (zipfile.BadZipFile, etree.XMLSyntaxError, KeyError, ValueError, OSError, EOFError, zlib.error) as e:
             raise _malformed() from e
     except BaseException:
         fp.close()
         raise
     try:
-        return _open_sheet(fp, wb, labels, fields, sheet)
+        return _open_sheet(fp, reader, labels, fields, sheet)
     except BaseException:
-        wb.close()
+        reader.close()
         fp.close()
         raise
 
 
-def _open_sheet(fp: IO[bytes], wb: Any, labels: _Labels, fields: list[dict[str, Any]], sheet: str | None
-                ) -> Catalogue:
-    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
-
+def _open_sheet(fp: IO[bytes], reader: _XlsxReader, labels: _Labels, fields: list[dict[str, Any]],
+                sheet: str | None) -> Catalogue:
     if sheet is not None:
-        if sheet not in wb.sheetnames:
+        candidates = [s for s in reader.sheets if s.name == sheet]
+        if not candidates:
             raise ValidationFailed(
-                f"工作簿中没有名为“{sheet}”的工作表，现有：{'、'.join(wb.sheetnames)}",
+                f"工作簿中没有名为“{sheet}”的工作表，现有：{'、'.join(s.name for s in reader.sheets)}",
                 code="CATALOGUE_NO_SHEET", message_en="no such sheet",
             )
-        candidates = [wb[sheet]]
     else:
-        active = wb.active
-        candidates = [active] if isinstance(active, ReadOnlyWorksheet) else []
-        candidates += [ws for ws in wb.worksheets if ws is not active]
+        others = [s for s in reader.sheets if s is not reader.active]
+        candidates = [reader.active] + [s for s in others if s.state == "visible"]
+        candidates += [s for s in others if s.state != "visible"]
     any_content = False
     for ws in candidates:
-        if not isinstance(ws, ReadOnlyWorksheet):
-            continue
         first: list[Sequence[Any]] = [()] * HEADER_SEARCH_ROWS
-        it = _sheet_rows(wb, ws)
+        it = reader.rows(ws)
         content = False
         try:
             for r, row in it:
@@ -710,9 +849,7 @@ def _open_sheet(fp: IO[bytes], wb: Any, labels: _Labels, fields: list[dict[str, 
         any_content = any_content or content
         found = _find_header(first, labels)
         if found is not None:
-            header_row = found[0]
-            cat = Catalogue(fp, wb, ws, header_row, first[header_row - 1], labels)
-            return cat
+            return Catalogue(fp, reader, ws, found[0], first[found[0] - 1], labels)
     if not any_content:
         raise ValidationFailed(
             "工作簿是空的，没有任何内容；请填写归档文件目录后再导入", code="CATALOGUE_EMPTY", message_en="empty workbook"

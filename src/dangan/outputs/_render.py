@@ -35,7 +35,7 @@ body { margin: 0; }
 h1, .heading { font-family: {{ css_heading }}; font-weight: bold; }
 table.grid { width: 100%; border-collapse: collapse; table-layout: fixed; }
 table.grid th, table.grid td {
-  border: 0.75pt solid #000; padding: 1mm 1mm; vertical-align: middle;
+  border: 0.75pt solid #000; padding: 1.4mm 1mm; vertical-align: middle;
   overflow-wrap: anywhere; text-align: center;
 }
 table.grid th { font-family: {{ css_heading }}; font-weight: bold; font-size: 10pt; padding: 1.8mm 1mm; }

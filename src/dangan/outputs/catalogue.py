@@ -86,7 +86,7 @@ def _xlsx_value(code: str, value: Any) -> Any:
         return value
     if code in NUMERIC_FIELDS and isinstance(value, str) and value.isdigit() and not value.startswith("0"):
         return int(value)
-    return _ILLEGAL_XML.sub("", cell_text(code, value))
+    return cell_text(code, value)
 
 
 def catalogue_xlsx(
@@ -118,21 +118,19 @@ def catalogue_xlsx(
     ws = wb.create_sheet(TITLE)
     thin = Side(style="thin", color="000000")
     border = Border(left=thin, right=thin, top=thin, bottom=thin)
-    body = "宋体"
-    styles = {
-        "cat_title": NamedStyle("cat_title", font=Font(name="黑体", size=18, bold=True),
-                                alignment=Alignment(horizontal="center", vertical="center")),
-        "cat_info": NamedStyle("cat_info", font=Font(name=body, size=11),
-                               alignment=Alignment(horizontal="center", vertical="center")),
-        "cat_head": NamedStyle("cat_head", font=Font(name="黑体", size=11, bold=True), border=border,
-                               alignment=Alignment(horizontal="center", vertical="center", wrap_text=True)),
-        "cat_cell": NamedStyle("cat_cell", font=Font(name=body, size=10.5), border=border,
-                               alignment=Alignment(horizontal="center", vertical="center", wrap_text=True)),
-        "cat_left": NamedStyle("cat_left", font=Font(name=body, size=10.5), border=border,
-                               alignment=Alignment(horizontal="left", vertical="center", wrap_text=True)),
-    }
-    for st in styles.values():
-        wb.add_named_style(st)
+
+    def named(name: str, font: Font, *, left: bool = False, grid: bool = True) -> NamedStyle:
+        align = Alignment(horizontal="left" if left else "center", vertical="center", wrap_text=grid)
+        return NamedStyle(name, font=font, border=border if grid else Border(), alignment=align)
+
+    for style in (
+        named("cat_title", Font(name="黑体", size=18, bold=True), grid=False),
+        named("cat_info", Font(name="宋体", size=11), grid=False),
+        named("cat_head", Font(name="黑体", size=11, bold=True)),
+        named("cat_cell", Font(name="宋体", size=10.5)),
+        named("cat_left", Font(name="宋体", size=10.5), left=True),
+    ):
+        wb.add_named_style(style)
 
     for i, code in enumerate(codes, 1):
         ws.column_dimensions[get_column_letter(i)].width = XLSX_WIDTHS.get(code, 14)
@@ -156,6 +154,8 @@ def catalogue_xlsx(
         ws.merged_cells.add(f"A2:{last}2")
 
     def styled(value: Any, style: str) -> WriteOnlyCell:
+        if isinstance(value, str):
+            value = _ILLEGAL_XML.sub("", value)  # control characters Excel refuses
         cell = WriteOnlyCell(ws, value=value)
         if cell.data_type == "f":  # a title starting with "=" is text, not a formula
             cell.data_type = "s"

@@ -342,7 +342,6 @@ def stamp_pdf_copy(original: BinaryIO, values: Mapping[str, Any], out: BinaryIO)
     data = original.read()
     if b"%PDF-" not in data[:1024]:
         raise ValidationFailed(UNREADABLE, code="PDF_UNREADABLE", message_en="not a PDF file")
-    stamp_bytes = stamp_pdf(values)
     try:
         pdf = pikepdf.open(io.BytesIO(data))
     except pikepdf.PasswordError as e:
@@ -350,40 +349,52 @@ def stamp_pdf_copy(original: BinaryIO, values: Mapping[str, Any], out: BinaryIO)
     except (pikepdf.PdfError, ValueError, OSError) as e:
         raise ValidationFailed(UNREADABLE, code="PDF_UNREADABLE", message_en=f"cannot open PDF: {e}") from e
     buf = io.BytesIO()
-    try:
-        with pdf, pikepdf.open(io.BytesIO(stamp_bytes)) as stamp:
-            if len(pdf.pages) == 0:
-                raise ValidationFailed(UNREADABLE, code="PDF_UNREADABLE", message_en="PDF has no pages")
-            page = pdf.pages[0]
-            form = stamp.pages[0].as_form_xobject()
-            bbox = [float(v) for v in form.BBox]
-            cb = [float(v) for v in page.cropbox]
-            box = (min(cb[0], cb[2]), min(cb[1], cb[3]), max(cb[0], cb[2]), max(cb[1], cb[3]))
-            rotate = int(_inherited(page.obj, "/Rotate") or 0) // 90 % 4 * 90
-            unit = float(page.obj.get("/UserUnit", 1) or 1)
-            k = 1 / unit if unit > 0 else 1.0  # stamp size in the page's user units
-            w, h = (bbox[2] - bbox[0]) * k, (bbox[3] - bbox[1]) * k
-            vw, vh = box[2] - box[0], box[3] - box[1]
-            if rotate in (90, 270):  # displayed sideways
-                vw, vh = vh, vw
-            left, top = _blank_spot(data, vw, vh, w, h, MARGIN_MM * PT_PER_MM * k)
-            a, b, c, d, e, f = _placement(box, rotate, left, vh - top - h)
-            cm = " ".join(f"{v:.4f}".rstrip("0").rstrip(".") for v in (a * k, b * k, c * k, d * k, e, f))
-            name = page.add_resource(form, pikepdf.Name.XObject, prefix="DanganStamp")
-            draw = f"q {cm} cm {name} Do Q\n".encode()
-            if _content_is_clean(pdf, page):
-                page.contents_add(b"q\n", prepend=True)
-                page.contents_add(b"Q\n" + draw, prepend=False)
-            else:
-                # Broken syntax in the page's content would swallow anything appended to it: move the
-                # content into a form XObject of its own, parsed separately, and draw the stamp after it.
-                orig = page.as_form_xobject(handle_transformations=False)
-                orig.write(orig.read_bytes())  # QPDF reads the page's content lazily: take it now
-                orig_name = page.add_resource(orig, pikepdf.Name.XObject, prefix="DanganPage")
-                page.obj.Contents = pdf.make_stream(f"q {orig_name} Do Q\n".encode() + draw)
-            pdf.save(buf, encryption=pdf.is_encrypted or False)
-    except ValidationFailed:
-        raise
-    except (pikepdf.PdfError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValidationFailed(UNREADABLE, code="PDF_UNREADABLE", message_en=f"cannot stamp PDF: {e}") from e
+    with pdf:
+        try:
+            pages = len(pdf.pages)
+        except pikepdf.PdfError:
+            pages = 0
+        if pages == 0:
+            raise ValidationFailed(UNREADABLE, code="PDF_UNREADABLE", message_en="PDF has no pages")
+        stamp_bytes = stamp_pdf(values)
+        try:
+            _overlay_first_page(pdf, stamp_bytes, data)
+            pdf.save(buf, encryption=pdf.is_encrypted or False)  # an owner-password file keeps its limits
+        except (pikepdf.PdfError, ValueError, KeyError, TypeError, AttributeError) as e:
+            msg = f"cannot stamp PDF: {e}"
+            raise ValidationFailed(UNREADABLE, code="PDF_UNREADABLE", message_en=msg) from e
     out.write(buf.getvalue())
+
+
+def _overlay_first_page(pdf: Any, stamp_bytes: bytes, data: bytes) -> None:
+    """Draw the one-page stamp PDF `stamp_bytes` on `pdf`'s first page (see stamp_pdf_copy)."""
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(stamp_bytes)) as stamp:
+        page = pdf.pages[0]
+        form = stamp.pages[0].as_form_xobject()
+        bbox = [float(v) for v in form.BBox]
+        cb = [float(v) for v in page.cropbox]
+        box = (min(cb[0], cb[2]), min(cb[1], cb[3]), max(cb[0], cb[2]), max(cb[1], cb[3]))
+        rotate = int(_inherited(page.obj, "/Rotate") or 0) // 90 % 4 * 90
+        unit = float(page.obj.get("/UserUnit", 1) or 1)
+        k = 1 / unit if unit > 0 else 1.0  # stamp size in the page's user units
+        w, h = (bbox[2] - bbox[0]) * k, (bbox[3] - bbox[1]) * k
+        vw, vh = box[2] - box[0], box[3] - box[1]
+        if rotate in (90, 270):  # displayed sideways
+            vw, vh = vh, vw
+        left, top = _blank_spot(data, vw, vh, w, h, MARGIN_MM * PT_PER_MM * k)
+        a, b, c, d, e, f = _placement(box, rotate, left, vh - top - h)
+        cm = " ".join(f"{v:.4f}".rstrip("0").rstrip(".") for v in (a * k, b * k, c * k, d * k, e, f))
+        name = page.add_resource(form, pikepdf.Name.XObject, prefix="DanganStamp")
+        draw = f"q {cm} cm {name} Do Q\n".encode()
+        if _content_is_clean(pdf, page):
+            page.contents_add(b"q\n", prepend=True)
+            page.contents_add(b"Q\n" + draw, prepend=False)
+        else:
+            # Broken syntax in the page's content would swallow anything appended to it: move the content
+            # into a form XObject of its own, parsed separately, and draw the stamp after it.
+            orig = page.as_form_xobject(handle_transformations=False)
+            orig.write(orig.read_bytes())  # QPDF reads the page's content lazily: take it now
+            orig_name = page.add_resource(orig, pikepdf.Name.XObject, prefix="DanganPage")
+            page.obj.Contents = pdf.make_stream(f"q {orig_name} Do Q\n".encode() + draw)

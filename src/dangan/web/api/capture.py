@@ -167,6 +167,11 @@ def create_import(request: Request, catalogue: UploadFile = File(description="�
 @router.post("/jobs/{job_id}/resume", status_code=202, summary="继续一个中断的导入（已导入的行不会重复导入）")
 def resume_job(request: Request, job_id: str, dangan: Dangan = Depends(get_dangan),
                actor: Actor = Depends(current_actor)) -> dict[str, Any]:
+    return resume_import(request, dangan, actor, job_id)
+
+
+def resume_import(request: Request, dangan: Dangan, actor: Actor, job_id: str) -> dict[str, Any]:
+    """Run an interrupted or failed import again in the background (shared by the API and the job page)."""
     job = jobs.get_job(dangan, actor, job_id)
     if job["kind"] != "import" or job["status"] not in ("interrupted", "failed"):
         raise ValidationFailed("只有中断或失败的导入任务可以继续", code="JOB_NOT_RESUMABLE")
