@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -142,6 +143,44 @@ def render_pdf(
     from weasyprint import HTML  # imported late: loading WeasyPrint takes about a second
 
     return HTML(string=html).write_pdf()
+
+
+# Blank pages carrying only the page footer, laid over the pages of a document rendered in parts.
+FOOTERS_HTML = """{% extends "base.html" %}
+{% block css %}.blank { break-after: page; height: 1px; }{% endblock %}
+{% block body %}{% for _ in range(pages - 1) %}<div class="blank"></div>{% endfor %}<div></div>{% endblock %}
+"""
+
+
+def join_with_page_footers(parts: list[bytes], *, page_size: str, doc_title: str) -> bytes:
+    """Join PDFs rendered with footer=False into one and print 第 N 页 共 M 页 on every page.
+
+    The footers come from a second rendering of blank pages of the same size, each laid over its page as a
+    form XObject (a vector overlay, text stays searchable).
+    """
+    import pikepdf
+
+    out = pikepdf.new()
+    opened = [pikepdf.open(io.BytesIO(p)) for p in parts]
+    try:
+        for src in opened:
+            out.pages.extend(src.pages)
+        total = len(out.pages)
+        footers_pdf = render_pdf(FOOTERS_HTML, doc_title=doc_title, page_size=page_size, pages=total)
+        with pikepdf.open(io.BytesIO(footers_pdf)) as footers:
+            for page, footer in zip(out.pages, footers.pages, strict=True):
+                name = page.add_resource(footer.as_form_xobject(), pikepdf.Name.XObject, prefix="Footer")
+                page.contents_add(b"q\n", prepend=True)
+                page.contents_add(f"Q\nq {name} Do Q\n".encode(), prepend=False)
+        with pikepdf.open(io.BytesIO(parts[0])) as first:  # keep the document title and producer
+            out.docinfo = out.copy_foreign(first.docinfo)
+        buf = io.BytesIO()
+        out.save(buf)
+        return buf.getvalue()
+    finally:
+        for src in opened:
+            src.close()
+        out.close()
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
 from typing import Any, BinaryIO
 
-from dangan.outputs._render import Column, cell_text, fit_columns, render_pdf, ymd
+from dangan.outputs._render import Column, cell_text, fit_columns, join_with_page_footers, render_pdf, ymd
 
 TITLE = "归档文件目录"
 
@@ -188,6 +189,9 @@ def catalogue_columns(columns: list[tuple[str, str]], total_mm: float = 267) -> 
     return fit_columns(columns, WIDTHS_MM, total_mm, flexible="title", left=("title",))
 
 
+CHUNK_ROWS = 1000  # rows laid out per WeasyPrint pass: bounds memory (WeasyPrint keeps ~0.16 MB per row)
+
+
 def catalogue_pdf(
     *,
     heading: Mapping[str, Any],
@@ -197,20 +201,31 @@ def catalogue_pdf(
     """The 归档文件目录 as PDF bytes: A4 landscape, title and heading line on every page, a bordered table
     whose column header repeats on every page, long titles wrapping, footer 第 N 页 共 M 页.
 
-    WeasyPrint lays out about 150 rows a second, so very large catalogues are better exported as .xlsx.
+    WeasyPrint lays out about 150 rows a second. A catalogue longer than CHUNK_ROWS rows is laid out in
+    parts of CHUNK_ROWS rows (so memory stays bounded), joined, and then given its page footers; each
+    part starts on a new page. Very large catalogues are still better exported as .xlsx.
     """
     codes = [code for code, _ in columns]
-    return render_pdf(
-        "table.html",
-        doc_title=TITLE,
-        page_size="A4 landscape",
-        page_margin="15mm 15mm 16mm 15mm",
-        title=TITLE,
-        info=heading_items(heading),
-        columns=catalogue_columns(columns),
-        rows=_table_rows(codes, rows),
-        cell_font="9.5pt",
-    )
+    context: dict[str, Any] = {
+        "doc_title": TITLE,
+        "page_size": "A4 landscape",
+        "page_margin": "15mm 15mm 16mm 15mm",
+        "title": TITLE,
+        "info": heading_items(heading),
+        "columns": catalogue_columns(columns),
+        "cell_font": "9.5pt",
+    }
+    it = _table_rows(codes, rows)
+    chunk = list(islice(it, CHUNK_ROWS))
+    nxt = list(islice(it, 1))
+    if not nxt:
+        return render_pdf("table.html", rows=chunk, **context)
+    parts = []
+    while chunk:
+        parts.append(render_pdf("table.html", rows=chunk, footer=False, **context))
+        chunk = nxt + list(islice(it, CHUNK_ROWS - len(nxt)))
+        nxt = []
+    return join_with_page_footers(parts, page_size=context["page_size"], doc_title=TITLE)
 
 
 __all__ = ["DEFAULT_COLUMNS", "TITLE", "catalogue_pdf", "catalogue_xlsx", "heading_items", "ymd"]
