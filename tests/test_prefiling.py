@@ -162,3 +162,32 @@ def test_schedule_replace_is_validated_and_needs_the_right(app, people):
     assert sug["retention_period"] == "Y"
     with app.read_sessions() as s:
         assert s.scalar(select(Record.id)) is None
+
+
+def test_same_sender_ref_submitted_concurrently_is_stored_once_on_both_engines(any_app):
+    import threading
+
+    from sqlalchemy import func
+
+    from dangan.services.context import Actor
+
+    results, errors = [], []
+    barrier = threading.Barrier(6)
+
+    def go():
+        barrier.wait()
+        try:
+            results.append(create_record(any_app, Actor.admin(), RecordInput(
+                "Z109", "WS", {**META, "title": "并发提交"}, department="BGS", sender_ref="OA-SAME")))
+        except Exception as e:  # noqa: BLE001 - the assertion below shows it
+            errors.append(e)
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len({r["id"] for r in results}) == 1
+    with any_app.read_sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Record)) == 1
