@@ -240,3 +240,13 @@ def test_allocate_many_under_concurrent_batches_is_gapless_without_duplicates_or
         assert allocate(s, *classes[0]) == counters[classes[0]] + 1  # the 1-count case continues the block
         with pytest.raises(ValueError):
             allocate_many(s, {classes[1]: 0})
+
+
+def test_bench_import_catalogue_tiny_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "import_catalogue.py"), "--rows", "300",
+                           "--data", str(tmp_path / "b")], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for figure in ("import records/s", "dry run rows/s", "plain openpyxl read", "RSS at 50%", "peak RSS"):
+        assert figure in proc.stdout, figure
+    assert "check OK" in proc.stdout
