@@ -6,11 +6,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 from sqlalchemy import func, select
-from tests.test_identity import make_user
 
 from dangan.db.models import File, Record
 from dangan.errors import PermissionDenied, ValidationFailed
 from dangan.services.imports import ImportSpec, run_import
+from test_identity import make_user
 
 HEAD = ["序号", "档号", "文号", "责任者", "题名", "日期", "密级", "页数", "备注", "年度", "保管期限", "文件名"]
 

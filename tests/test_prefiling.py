@@ -5,12 +5,12 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import select
-from tests.test_identity import make_user
 
 from dangan.db.models import Record
 from dangan.errors import Conflict, NotFound, PermissionDenied, StateError, ValidationFailed
 from dangan.services import prefiling, schedule
 from dangan.services.records import RecordInput, create_record, get_record, transition
+from test_identity import make_user
 
 META = {"title": "关于调整值班安排的通知", "year": 2024, "retention_period": "D10", "responsible": "办公室",
         "date": "2024-03-05", "doc_type": "通知"}

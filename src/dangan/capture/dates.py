@@ -18,7 +18,9 @@ __all__ = ["DATE_HINT", "parse_date", "parse_int"]
 DATE_HINT = "应写作 20240305、2024-03-05、2024.3.5 或 2024年3月5日"
 
 _DATE_PATTERNS = [
-    re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"),
+    re.compile(  # ISO date, optionally with the time a system export adds
+        r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    ),
     re.compile(r"(\d{4})(\d{2})(\d{2})"),
     re.compile(r"(\d{4})\.(\d{1,2})\.(\d{1,2})"),
     re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})"),

@@ -121,7 +121,8 @@ class _Base64Sink:
 
     def __init__(self, line: int, spool_size: int, tmp_dir: str | None) -> None:
         self.line = line
-        self.file: BinaryIO = tempfile.SpooledTemporaryFile(max_size=spool_size, dir=tmp_dir)  # type: ignore[assignment]  # noqa: SIM115
+        spooled = tempfile.SpooledTemporaryFile(max_size=spool_size, dir=tmp_dir)  # noqa: SIM115
+        self.file: BinaryIO = spooled  # type: ignore[assignment]
         self.sha = hashlib.sha256()
         self.size = 0
         self.carry = b""
@@ -227,6 +228,8 @@ class _Feeder:
         self.name = DATA_ELEMENT.encode("utf-8")
         self.lines = 1  # lines handed to the parser so far, for the sinks' line numbers
         self.passthrough = False
+        self.in_cdata = False
+        self.tail = b""  # end of the last passed-through piece, to find a DOCTYPE cut in two
 
     def _read(self) -> bytes:
         chunk = self.src.read(_CHUNK)
@@ -240,6 +243,11 @@ class _Feeder:
 
     def run(self) -> None:
         buf = bytearray(self._read())
+        while 0 < len(buf) < 512:  # enough for the BOM and the XML declaration
+            chunk = self._read()
+            if not chunk:
+                break
+            buf += chunk
         if buf[:2] in (b"\xff\xfe", b"\xfe\xff") or buf[:2] in (b"<\x00", b"\x00<"):
             raise ValidationFailed(
                 "封装包使用了 UTF-16 编码，请发送方以 UTF-8 编码重新生成", code="EEP_MALFORMED", message_en="UTF-16"
@@ -274,7 +282,7 @@ class _Feeder:
 
     def _feed_rest(self, rest: bytes | bytearray) -> None:
         """Hand the rest to the parser as it is (it will report the error), still refusing a DOCTYPE."""
-        up = bytes(rest).upper()
+        up = (self.tail + bytes(rest)).upper()
         if b"<!DOCTYPE" in up or b"<!ENTITY" in up:
             raise _DoctypeFound()
         self.parser.feed(bytes(rest))
@@ -284,12 +292,29 @@ class _Feeder:
         n = len(buf)
         while i < n:
             if self.passthrough:
-                rest = buf[i:]
-                up = bytes(rest).upper()
+                rest = bytes(buf[i:])
+                up = (self.tail + rest).upper()
                 if b"<!DOCTYPE" in up or b"<!ENTITY" in up:
                     raise _DoctypeFound()
+                self.tail = rest[-16:]
                 out += rest
                 return n, True
+            if self.in_cdata:  # base64 in a CDATA section of 编码数据, streamed like text
+                k = buf.find(b"]]>", i)
+                end = k if k >= 0 else max(i, n - 2)
+                seg = bytes(buf[i:end])
+                if self.bulk is not None:
+                    self.bulk.feed_raw(seg)
+                out += b"\n" * seg.count(b"\n")
+                if k < 0:
+                    if eof:
+                        self.in_cdata = False
+                        self.passthrough = True
+                        return end, False
+                    return end, True
+                self.in_cdata = False
+                i = k + 3
+                continue
             if buf[i] != 0x3C:  # text up to the next "<"
                 j = buf.find(b"<", i)
                 end = n if j < 0 else j
@@ -311,15 +336,14 @@ class _Feeder:
                 out += buf[i : k + 3]
                 i = k + 3
             elif buf.startswith(b"<![CDATA[", i):
+                if self.bulk is not None:
+                    self.in_cdata = True
+                    i += 9
+                    continue
                 k = buf.find(b"]]>", i + 9)
                 if k < 0:
                     return self._incomplete(buf, i, eof)
-                if self.bulk is not None:
-                    seg = bytes(buf[i + 9 : k])
-                    self.bulk.feed_raw(seg)
-                    out += b"\n" * seg.count(b"\n")
-                else:
-                    out += buf[i : k + 3]
+                out += buf[i : k + 3]
                 i = k + 3
             elif buf.startswith(b"<!", i):
                 head = bytes(buf[i : i + 9])
@@ -495,7 +519,8 @@ def _schema_problems(schema: etree.XMLSchema, root: Any) -> list[FieldProblem]:
         label = path.rsplit("/", 1)[-1] if path else ""
         raw = _NS_BRACES.sub("", err.message)
         problems.append(FieldProblem(
-            path or "/", "EEP_SCHEMA", f"第 {err.line} 行 {label}：{_explain(err.message)}（{raw}）", label, err.line
+            path or "/", "EEP_SCHEMA", f"第 {err.line} 行 {label}：{_explain(err.message)}（{raw}）", label,
+            err.line,
         ))
     return problems
 
@@ -605,7 +630,7 @@ def parse_eep(
         except etree.XMLSyntaxError as e:
             line = e.lineno or (e.position[0] if e.position else 0)
             msg = e.msg or str(e)
-            if "DOCTYPE" in msg or "Entity" in msg and "not defined" not in msg:
+            if "DOCTYPE" in msg:
                 raise _dtd_forbidden() from None
             raise ValidationFailed(
                 f"封装包不是格式正确的 XML（第 {line} 行：{msg}），可能传输不完整或生成有误，请发送方重新生成后再提交",
@@ -753,7 +778,8 @@ def _map(root: Any, sink_of: dict[Any, _Base64Sink], namespaced: bool) -> EepPac
     mapped = {"题名", "文件编号", "责任者", "密级", "保密期限", "文种", "紧急程度", "主送", "抄送", "稿本", "日期",
               "年度", "保管期限", "页数", "主题词", "关键词", "机构或问题", "全宗号"}
     for group in ("来源", "档号", "内容描述", "形式特征"):
-        for el in _child(entity, group) if _child(entity, group) is not None else []:
+        parent = _child(entity, group)
+        for el in parent if parent is not None else ():
             name = _local(el)
             if name and name not in mapped and _text(el):
                 pkg.extra.setdefault(name, _text(el))
@@ -801,7 +827,8 @@ def _files(root: Any, entity: Any, sink_of: dict[Any, _Base64Sink], problems: li
                 ext = _text(_child(enc, "反编码关键字"))
                 name = _safe_file_name(_text(_child(props, "计算机文件名")), ext, f"{doc_id or 'file'}-{n}")
                 files.append(EepFile(
-                    name=name, format=_text(_child(props, "格式信息")), data_stream=stream,  # type: ignore[arg-type]
+                    name=name, format=_text(_child(props, "格式信息")),
+                    data_stream=stream,  # type: ignore[arg-type]
                     size=size, sha256=digest, role=role, document_id=doc_id,
                     declared_size=_text(_child(props, "计算机文件大小")), extension=ext,
                 ))

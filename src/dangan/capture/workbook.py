@@ -7,14 +7,19 @@
                        (an OLE file that is neither gets XLSX_ENCRYPTED with a message covering both)
 - XLSX_MALFORMED       not a ZIP, truncated, not a workbook, or an XML part with a DOCTYPE
 - XLSX_TOO_LARGE       declared uncompressed size above 2 GB, too many parts, or a suspicious compression
-                       ratio (zip bomb); openpyxl reads parts with Python's zipfile, which never returns more
-                       than an entry's declared size, so checking declared sizes is enough
+                       ratio (zip bomb); parts are read with Python's zipfile, which never returns more than
+                       an entry's declared size (and only stored/deflate entries are accepted), so checking
+                       the declared sizes is enough
+- CATALOGUE_NO_SHEET   `sheet=` names a sheet that is not there
 - CATALOGUE_EMPTY      no cell with content in any worksheet
 - CATALOGUE_NO_HEADER  no row among the first 10 that has the 题名 column (the message lists the columns)
 
 It then finds the header row (the one of the first 10 with the most recognised column names), maps the
-columns to field codes, reads the merged ranges from the sheet XML (read-only worksheets do not expose them)
-and streams the rows with `Catalogue.rows()`: one pass over the sheet, flat memory.
+columns to field codes, reads the merged ranges from the sheet XML and streams the rows with
+`Catalogue.rows()`: one pass over the sheet XML with lxml iterparse, flat memory (the shared string table,
+which Excel keeps for the whole workbook, is the only thing held). openpyxl's read-only loader is not used
+for reading: it spends seconds on a shared string table of 100,000 distinct titles; openpyxl provides the
+date-format rules and writes the report.
 
 `write_report(rows, columns, out)` writes the dry-run validation report (校验结果) as it consumes the rows.
 """
@@ -367,7 +372,8 @@ def _check_container(f: IO[bytes]) -> None:
                     raise _malformed("部件已加密")
                 if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                     raise _malformed("使用了不支持的压缩方式")
-                if info.file_size > XLSX_RATIO_MIN_SIZE and info.file_size > XLSX_MAX_RATIO * max(info.compress_size, 1):
+                ratio = info.file_size / max(info.compress_size, 1)
+                if info.file_size > XLSX_RATIO_MIN_SIZE and ratio > XLSX_MAX_RATIO:
                     raise _too_large(f"部件 {info.filename} 压缩比异常")
             if total > XLSX_MAX_TOTAL:
                 raise _too_large(f"解压后 {total / 2**30:.1f} GB，超过 2 GB")
@@ -489,7 +495,8 @@ class _XlsxReader:
         for el in self._xml(rels_path):
             if _local_tag(el.tag) != "Relationship" or el.get("TargetMode") == "External":
                 continue
-            out.append((str(el.get("Id", "")), _resolve(base, str(el.get("Target", ""))), str(el.get("Type", ""))))
+            target = _resolve(base, str(el.get("Target", "")))
+            out.append((str(el.get("Id", "")), target, str(el.get("Type", ""))))
         return out
 
     def _read_strings(self, member: str) -> list[str]:
@@ -538,7 +545,9 @@ class _XlsxReader:
 
     def rows(self, sheet: _Sheet) -> Iterator[tuple[int, list[Any]]]:
         try:
-            yield from _parse_rows(self.zip, sheet.path, self.strings, self.date_styles, self.td_styles, self.epoch)
+            yield from _parse_rows(
+                self.zip, sheet.path, self.strings, self.date_styles, self.td_styles, self.epoch
+            )
         except (etree.XMLSyntaxError, zipfile.BadZipFile, zlib.error, EOFError, IndexError, KeyError) as e:
             raise _malformed(f"工作表“{sheet.name}”的数据已损坏") from e
 
@@ -579,7 +588,9 @@ def _parse_rows(archive: zipfile.ZipFile, member: str, strings: Sequence[str], d
                 ref = c.get("r")
                 if ref:
                     letters = ref.rstrip("0123456789")
-                    col = col_cache.get(letters) or col_cache.setdefault(letters, column_index_from_string(letters))
+                    col = col_cache.get(letters) or 0
+                    if not col:
+                        col = col_cache[letters] = column_index_from_string(letters)
                 else:
                     col += 1
                 t = c.get("t", "n")
@@ -801,7 +812,8 @@ def open_catalogue(path: Path, fields: list[dict[str, Any]], *, sheet: str | Non
             reader = _XlsxReader(fp)
         except ValidationFailed:
             raise
-        except (zipfile.BadZipFile, etree.XMLSyntaxError, KeyError, ValueError, OSError, EOFError, zlib.error) as e:
+        except (zipfile.BadZipFile, etree.XMLSyntaxError, KeyError, ValueError, OSError, EOFError,
+                zlib.error) as e:
             raise _malformed() from e
     except BaseException:
         fp.close()

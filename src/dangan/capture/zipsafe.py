@@ -44,7 +44,7 @@ from typing import IO, Any, BinaryIO
 
 from dangan.errors import FieldProblem, ValidationFailed
 
-__all__ = ["SafeZip", "ZipEntry", "decode_entry_name"]
+__all__ = ["SafeZip", "ZipEntry", "decode_entry_name", "entry_path"]
 
 MB = 2**20
 _RATIO_MIN_SIZE = 1 * MB  # small entries may compress very well (text, empty pages) without being bombs
@@ -142,7 +142,8 @@ def _fail(code: str, message: str, problems: list[FieldProblem], message_en: str
     more = f" 等 {len(problems)} 个条目" if len(problems) > 5 else ""
     text = message.format(names=names + more) if "{names}" in message else message
     return ValidationFailed(
-        text, code=code, message_en=message_en, problems=shown, detail={"entries_with_problems": len(problems)}
+        text, code=code, message_en=message_en, problems=shown,
+        detail={"entries_with_problems": len(problems)},
     )
 
 
@@ -169,7 +170,10 @@ class SafeZip:
         self.max_entries = max_entries
         self.max_ratio = max_ratio
         self._own = isinstance(path_or_file, str | os.PathLike)
-        self._fp: IO[bytes] = open(path_or_file, "rb") if self._own else path_or_file  # type: ignore[arg-type]  # noqa: SIM115
+        if isinstance(path_or_file, str | os.PathLike):
+            self._fp: IO[bytes] = open(path_or_file, "rb")  # noqa: SIM115 - closed by close()
+        else:
+            self._fp = path_or_file
         self._zf: zipfile.ZipFile | None = None
         try:
             self._entries = self._check()
@@ -204,7 +208,7 @@ class SafeZip:
             rec = None
         if not rec:
             raise self._malformed("找不到 ZIP 目录结构")
-        total = rec[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]
+        total = rec[getattr(zipfile, "_ECD_ENTRIES_TOTAL", 4)]
         if total > self.max_entries:
             raise ValidationFailed(
                 f"压缩包含 {total} 个条目，超过上限 {self.max_entries}（疑似压缩炸弹），已整体拒收；请分批打包后上传",
@@ -253,7 +257,9 @@ class SafeZip:
             if why is None and _is_symlink(info):
                 why = "符号链接（可能指向系统文件）"
             if why:
-                unsafe.append(FieldProblem(decoded, "ZIP_UNSAFE_PATH", f"条目“{decoded}”：{why}", "压缩包条目", decoded))
+                unsafe.append(
+                    FieldProblem(decoded, "ZIP_UNSAFE_PATH", f"条目“{decoded}”：{why}", "压缩包条目", decoded)
+                )
             if info.flag_bits & 0x41 or info.compress_type == 99:
                 encrypted.append(FieldProblem(decoded, "ZIP_ENCRYPTED", f"条目“{decoded}”设置了密码", "压缩包条目"))
             elif not is_dir and info.compress_type not in _SUPPORTED_METHODS:
@@ -262,7 +268,8 @@ class SafeZip:
                     decoded, "ZIP_UNSUPPORTED", f"条目“{decoded}”使用了不支持的压缩方式（{method}）", "压缩包条目"
                 ))
             total += info.file_size
-            if info.file_size > _RATIO_MIN_SIZE and info.file_size > self.max_ratio * max(info.compress_size, 1):
+            too_dense = info.file_size > self.max_ratio * max(info.compress_size, 1)
+            if info.file_size > _RATIO_MIN_SIZE and too_dense:
                 ratio = info.file_size // max(info.compress_size, 1)
                 bombs.append(FieldProblem(
                     decoded, "ZIP_BOMB",
@@ -381,10 +388,14 @@ class SafeZip:
         if isinstance(entry, str):
             e = self._by_path.get(_normalise(entry)[0])
             if e is None:
-                raise ValidationFailed(f"压缩包中没有“{entry}”", code="ZIP_ENTRY_NOT_FOUND", message_en="no such entry")
+                raise ValidationFailed(
+                    f"压缩包中没有“{entry}”", code="ZIP_ENTRY_NOT_FOUND", message_en="no such entry"
+                )
             entry = e
         if entry.is_dir or entry.info is None:
-            raise ValidationFailed(f"“{entry.name}”是文件夹，不是文件", code="ZIP_ENTRY_NOT_FOUND", message_en="a folder")
+            raise ValidationFailed(
+                f"“{entry.name}”是文件夹，不是文件", code="ZIP_ENTRY_NOT_FOUND", message_en="a folder"
+            )
         raw = _EntryReader(self._fp, entry)
         return io.BufferedReader(raw, buffer_size=_CHUNK)  # type: ignore[return-value]
 
@@ -426,6 +437,10 @@ class _EntryReader(io.RawIOBase):
             raise self._bad("本地文件头缺失")
         fields = _FH.unpack(fh)
         name_len, extra_len = fields[10], fields[11]
+        stored = fp.read(name_len)
+        raw = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+        if stored != raw:  # tools that extract by the local header would write another name
+            raise self._bad("本地文件头中的文件名与目录不一致")
         self._pos = info.header_offset + _FH.size + name_len + extra_len
         self._compress_left = info.compress_size
         self._method = info.compress_type
@@ -441,8 +456,11 @@ class _EntryReader(io.RawIOBase):
                 raise self._bad("LZMA 头不完整")
             (psize,) = struct.unpack("<H", head[2:4])
             props = self._read_raw(psize)
-            filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
-            self._dec = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+            try:
+                filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
+                self._dec = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+            except (lzma.LZMAError, ValueError, AttributeError) as e:
+                raise self._bad("LZMA 参数无效") from e
         elif self._method != zipfile.ZIP_STORED:
             raise ValidationFailed(
                 f"条目“{entry.name}”使用了不支持的压缩方式", code="ZIP_UNSUPPORTED", message_en="unsupported method"
@@ -525,13 +543,6 @@ class _EntryReader(io.RawIOBase):
         if self._crc != self._expected_crc:
             raise self._bad("CRC 校验和不符")
         return 0
-
-
-def iter_files(zf: SafeZip) -> Iterator[tuple[ZipEntry, BinaryIO]]:
-    """Each file entry with an open reader (closed when the loop moves on)."""
-    for e in zf.files():
-        with zf.open(e) as f:
-            yield e, f
 
 
 def entry_path(base: Path, entry: ZipEntry) -> Path:
