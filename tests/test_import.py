@@ -187,3 +187,24 @@ def test_over_long_title_is_a_row_problem(app, admin, tmp_path):
     res = run_import(app, admin, spec(cat, files))
     assert (res.created, res.failed) == (1, 1)
     assert "题名" in res.failures[0]["problems"][0]
+
+
+def test_many_files_read_from_one_zip_by_concurrent_writers(app, admin, tmp_path):
+    """The blob writers read several entries of the same ZIP at once: every file arrives intact."""
+    import hashlib
+    import os as _os
+
+    n = 120
+    data = rows(n)
+    cat = catalogue(tmp_path / "目录.xlsx", data)
+    z = tmp_path / "files.zip"
+    sums = {}
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(1, n + 1):
+            body = b"%PDF-1.4\n" + _os.urandom(40_000)
+            sums[f"通知{i}.pdf"] = hashlib.sha256(body).hexdigest()
+            zf.writestr(f"通知{i}.pdf", body)
+    res = run_import(app, admin, spec(cat, z))
+    assert (res.created, res.failed) == (n, 0), res.failures[:3]
+    with app.read_sessions() as s:
+        assert {f.name: f.sha256 for f in s.scalars(select(File))} == sums

@@ -34,6 +34,7 @@ import os
 import re
 import stat
 import struct
+import threading
 import unicodedata
 import zipfile
 import zlib
@@ -417,6 +418,29 @@ class SafeZip:
         self.close()
 
 
+_SEEK_LOCK = threading.Lock()
+
+
+def _pread(fp: IO[bytes], n: int, pos: int) -> bytes:
+    """Read n bytes at pos without moving a shared file position: entries of one archive are read by several
+    threads at once (the blob writers of an import), so seek-then-read would interleave."""
+    try:
+        fd = fp.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        fd = None
+    if fd is not None:
+        out = bytearray()
+        while len(out) < n:
+            chunk = os.pread(fd, n - len(out), pos + len(out))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+    with _SEEK_LOCK:
+        fp.seek(pos)
+        return fp.read(n)
+
+
 class _EntryReader(io.RawIOBase):
     """Decompresses one entry in bounded steps, never producing more than its declared size + 1 byte."""
 
@@ -431,13 +455,12 @@ class _EntryReader(io.RawIOBase):
         self._crc = 0
         self._pending = b""  # decompressed, not yet returned
         self._done = False
-        fp.seek(info.header_offset)
-        fh = fp.read(_FH.size)
+        fh = _pread(fp, _FH.size, info.header_offset)
         if len(fh) != _FH.size or fh[:4] != b"PK\x03\x04":
             raise self._bad("本地文件头缺失")
         fields = _FH.unpack(fh)
         name_len, extra_len = fields[10], fields[11]
-        stored = fp.read(name_len)
+        stored = _pread(fp, name_len, info.header_offset + _FH.size)
         raw = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
         if stored != raw:  # tools that extract by the local header would write another name
             raise self._bad("本地文件头中的文件名与目录不一致")
@@ -476,8 +499,7 @@ class _EntryReader(io.RawIOBase):
         n = min(n, self._compress_left)
         if n <= 0:
             return b""
-        self._fp.seek(self._pos)
-        data = self._fp.read(n)
+        data = _pread(self._fp, n, self._pos)
         self._pos += len(data)
         self._compress_left -= len(data)
         if len(data) < n:
