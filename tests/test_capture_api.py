@@ -336,3 +336,49 @@ def test_volume_outputs(web, app, head):
         assert all(w in pdf_text(r.content) for w in words)
     item = head.get(f"{API}/records", params={"parent_id": vid}).json()["items"][0]
     assert head.get(f"{API}/records/{item['id']}/volume/cover").status_code == 422
+
+
+# ---------------------------------------------------------------- DA/T 48 EEP
+
+
+def post_eep(c: TestClient, xml: bytes, **form: Any) -> Any:
+    return c.post(f"{API}/submissions/eep", files={"eep": ("pkg.xml", xml, "application/xml")}, data=form)
+
+
+def test_eep_submission_maps_metadata_decodes_files_and_is_idempotent(web, app, head):
+    from conftest import CORPUS
+    from test_capture_parsing import build_eep
+
+    app.settings.eep_xsd = CORPUS / "schemas" / "dat48-eep-2009.xsd"
+    oa = token_client(web, app)
+    pdf = real_pdf("封装包中的正文")
+    xml = build_eep([("正文.pdf", pdf), ("附件.txt", "附件内容".encode())])
+    r = post_eep(oa, xml)  # the token's only category (WS) and department are taken
+    assert r.status_code == 201, r.text
+    v = r.json()
+    assert v["title"] == "关于印发工作要点的通知" and v["sender_ref"] == "OA-2024-000123"
+    assert v["retention_period"] == "D30" and v["department_code"] == "BGS" and v["date"] == "2024-03-05"
+    assert [f["name"] for f in v["files"]] == ["正文.pdf", "附件.txt"]
+    assert head.get(f"{API}/files/{v['files'][0]['id']}/content").content == pdf
+    assert post_eep(oa, xml).json()["id"] == v["id"]  # a retry returns the same record
+    assert total(head) == 1
+
+
+def test_eep_bad_packages_are_refused_and_store_nothing(web, app, head):
+    from conftest import CORPUS
+
+    app.settings.eep_xsd = CORPUS / "schemas" / "dat48-eep-2009.xsd"
+    oa = token_client(web, app)
+    xxe = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+           '<电子文件封装包>&e;</电子文件封装包>').encode()
+    r = post_eep(oa, xxe)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "EEP_DTD_FORBIDDEN" and "root:" not in r.text
+    bomb = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">' +
+            "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(8)) +
+            ']><电子文件封装包>&i;</电子文件封装包>').encode()
+    assert post_eep(oa, bomb).json()["error"]["code"] == "EEP_DTD_FORBIDDEN"
+    as_is = (CORPUS / "schemas" / "dat48-eep-example-no-namespace.xml").read_bytes()
+    r = post_eep(oa, as_is)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "EEP_INVALID"
+    assert post_eep(oa, b"<\xe7\x94\xb5").json()["error"]["code"] == "EEP_MALFORMED"
+    assert total(head) == 0
