@@ -244,7 +244,7 @@ def _until_first_failure(batch: list[_Item]) -> list[_Item]:
 
 # -- validation: every item of the batch, before any write --------------------------------------------------
 
-def _validate(app: Dangan, actor: Actor, batch: list[_Item], earlier: list[_Item]) -> None:
+def _validate(app: Dangan, actor: Actor, batch: list[_Item], earlier: list[_Item], check_only: bool = False) -> None:
     resolved: dict[tuple[Any, ...], tuple[Any, list[FieldProblem], DanganError | None]] = {}
     schemas: dict[tuple[int, str], MetadataSchema] = {}
     templates: dict[tuple[int, str, str], CodeTemplate] = {}
@@ -302,6 +302,8 @@ def _validate(app: Dangan, actor: Actor, batch: list[_Item], earlier: list[_Item
                                                 message_en="validation failed", problems=p.items)
                 continue
             item.category_code = cat.code
+            if check_only and item.state != RecordState.FILED:
+                continue  # a dry run needs no row to insert (and no 档号 check: nothing is filed)
             rec = Record(fonds=fonds, category=cat, department=dept, level=inp.level)  # transient, never added
             _apply_metadata(rec, meta, parent)
             if item.state == RecordState.FILED:
@@ -584,7 +586,7 @@ def validate_only(
         if not batch:
             break
         index += len(batch)
-        _validate(app, actor, batch, earlier)
+        _validate(app, actor, batch, earlier, check_only=True)
         _settle_duplicates(batch)
         report.batches += 1
         for item in batch:
