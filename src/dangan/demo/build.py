@@ -12,6 +12,7 @@ from sqlalchemy import select
 from dangan.db.models import Fonds
 from dangan.demo.documents import make_pdf, make_png
 from dangan.domain.presets import CATEGORY_PRESETS
+from dangan.services import records as records_svc
 from dangan.services.categories import create_category
 from dangan.services.context import Actor, Dangan
 from dangan.services.files import NewFile
@@ -113,9 +114,25 @@ def build_demo(app: Dangan, actor: Actor, *, size: int = 300, progress: Callable
                           level="item", parent_id=grp["id"], state="filed"),
                           [NewFile(f"防汛演练{k:02d}.png", io.BytesIO(make_png(96, 64, k)))])
             counts["ZP"] += 1
-    # one record returned to its department, with a reason, to show the workflow
     users = create_demo_users(app)
+    _demo_prefiling(app, actor)
     return {"fonds": FONDS[0], "records": counts, "users": users, "password": DEMO_PASSWORD}
+
+
+def _demo_prefiling(app: Dangan, actor: Actor) -> None:
+    """Annual filing plans (one due soon, one overdue) and a record returned to its department with a reason."""
+    import datetime as dt
+
+    from dangan.services import prefiling
+
+    today = dt.date.today()
+    for dept, days, expected in (("BGS", 20, 8), ("CWK", -5, 6), ("JJK", 90, 4)):
+        prefiling.create_plan(app, actor, FONDS[0], dept, "WS", 2025, today + dt.timedelta(days=days), expected,
+                              "文书档案年度归档（演示）")
+    pending = records_svc.list_records(app, actor, records_svc.RecordFilter(fonds=FONDS[0], category="WS",
+                                                                            state="pending"), limit=1, audit=False)
+    if pending["items"]:
+        prefiling.return_record(app, actor, pending["items"][0]["id"], "缺少发文处理单，请补充后重新提交")
 
 
 DEMO_PASSWORD = "Dangan@2026"
