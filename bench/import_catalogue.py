@@ -33,13 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import LazyFile, open_archive, phase_peak_mb, reset_peak, rss_mb, settle  # noqa: E402
-
 from dangan.services.context import Actor  # noqa: E402
 from dangan.services.files import NewFile  # noqa: E402
 from dangan.services.imports import ImportSpec, run_import  # noqa: E402
 from dangan.services.ingest import ingest_batch  # noqa: E402
 from dangan.services.records import RecordInput  # noqa: E402
+from ingest import LazyFile, open_archive, phase_peak_mb, reset_peak, rss_mb, settle  # noqa: E402
 
 HEAD = ["序号", "档号", "文号", "责任者", "题名", "日期", "密级", "页数", "备注", "年度", "保管期限", "机构", "文件名"]
 DEPTS = ["BGS", "CWK", "JJK"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +29,7 @@ from starlette.routing import Mount
 
 from dangan.config import load_settings
 from dangan.demo.build import build_demo
-from dangan.services import browse
+from dangan.services import browse, prefiling, schedule
 from dangan.services import identity as idn
 from dangan.services.context import Actor, Dangan
 from dangan.services.files import NewFile
@@ -36,6 +37,7 @@ from dangan.services.records import RecordInput, create_record
 from dangan.services.setup import init
 from dangan.web.app import create_app
 from test_api import add_user, session_client
+from test_capture_api import catalogue_bytes, files_zip
 
 USERS = ("sysadmin", "secadmin", "auditor", "head", "dangan", "bgs", "cwk", "leader", "reader")
 PRINCIPALS = ("anonymous", *USERS, "token")
@@ -58,6 +60,12 @@ READ_PAGE = {"V": only("head", "dangan", "bgs", "leader", "reader"), "H": only("
 DOWNLOAD = {"V": only("head", "dangan", "bgs", "leader", "token"), "H": only("head", "dangan", "leader")}
 # after filing only the archivists act on a record (clerks: their department, before filing)
 CHANGE = {"V": ARCHIVISTS, "H": ARCHIVISTS}
+IMPORTERS = only("head", "dangan", "bgs", "cwk")            # record.import (clerks: their department)
+PLAN_READERS = only("head", "dangan", "bgs", "cwk")         # plan.manage, or record.create for their department's
+CREATORS_API = only("head", "dangan", "bgs", "cwk", "token")  # record.create
+# A capture job is seen only by the person who started it (services/jobs.get_job): the world's job is a
+# finished dry run started by the 专职档案员 `dangan`; to everyone else it answers 404 like a missing job.
+JOB_OWNER = only("dangan")
 
 EXPECT: dict[str, Any] = {
     # ------------------------------------------------------------ pages
@@ -96,6 +104,23 @@ EXPECT: dict[str, Any] = {
     "GET /audit": only("auditor"),
     "POST /audit/verify": only("auditor"),
     "GET /audit/export": only("auditor"),
+    # 收集与整理 pages (ui/capture.py)
+    "GET /import": IMPORTERS,
+    "POST /import": IMPORTERS,              # a dry run into 办公室: 财务科's clerk is let in, then 422 (not her department)
+    "GET /import/template.xlsx": IMPORTERS,
+    "GET /import/jobs/{job_id}": JOB_OWNER,
+    "POST /import/jobs/{job_id}/resume": JOB_OWNER,  # let in, then 422: a finished dry run is not resumable
+    "GET /review": ARCHIVISTS,
+    "POST /review/accept": ARCHIVISTS,
+    "POST /review/return": ARCHIVISTS,
+    "POST /review/order": ARCHIVISTS,
+    "POST /review/auto": ARCHIVISTS,
+    "GET /plans": PLAN_READERS,
+    "POST /plans": ARCHIVISTS,
+    "POST /plans/{plan_id}/delete": ARCHIVISTS,
+    "GET /schedule": PLAN_READERS,           # schedule.manage edits; those who register records read it
+    "POST /schedule": ARCHIVISTS,
+    "GET /catalogue": only("head", "dangan", "bgs", "cwk", "leader", "reader"),
     "GET /fixity": FIXITY,
     "POST /fixity/start": FIXITY,
     "GET /fixity/status.json": FIXITY,
@@ -150,6 +175,30 @@ EXPECT: dict[str, Any] = {
     "GET /api/v1/fixity/jobs/{job_id}": FIXITY,
     "GET /api/v1/fixity/runs": FIXITY,
     "GET /api/v1/fixity/runs/{run_id}/failures": FIXITY,
+    # 收集与整理 API (api/capture.py)
+    "POST /api/v1/submissions/package": CREATORS_API,  # cwk: let in, the package is refused whole (422: not its department)
+    "POST /api/v1/submissions/eep": CREATORS_API,      # let in, then 422 for the malformed package
+    "GET /api/v1/jobs": LOGIN_API,                     # one's own jobs (an empty list for most)
+    "GET /api/v1/jobs/{job_id}": JOB_OWNER,            # someone else's job does not exist for them
+    "GET /api/v1/jobs/{job_id}/report": JOB_OWNER,
+    "POST /api/v1/jobs/{job_id}/resume": JOB_OWNER,
+    "POST /api/v1/imports": IMPORTERS,                 # the token holds no record.import
+    "GET /api/v1/plans": LOGIN_API,                    # trimmed: archivists all, clerks their department's, others none
+    "POST /api/v1/plans": ARCHIVISTS,
+    "PATCH /api/v1/plans/{plan_id}": ARCHIVISTS,
+    "DELETE /api/v1/plans/{plan_id}": ARCHIVISTS,
+    "GET /api/v1/reminders": LOGIN_API,
+    "GET /api/v1/review-queue": ARCHIVISTS,
+    "POST /api/v1/accept": ARCHIVISTS,                 # the filed record is refused in the answer (200)
+    "PUT /api/v1/arrangement": ARCHIVISTS,             # 409 for a filed record once let in
+    "POST /api/v1/arrangement/auto": ARCHIVISTS,
+    "GET /api/v1/fonds/{fonds_code}/categories/{category_code}/schedule": LOGIN_API,  # as the category itself
+    "PUT /api/v1/fonds/{fonds_code}/categories/{category_code}/schedule": ARCHIVISTS,
+    "POST /api/v1/retention/suggest": CREATORS_API,
+    "GET /api/v1/catalogue": LOGIN_API,                # trimmed like the record list: empty for the 三员
+    "GET /api/v1/records/{record_id}/stamp": READ,
+    "GET /api/v1/files/{file_id}/stamped": DOWNLOAD,
+    "GET /api/v1/records/{record_id}/volume/{kind}": READ,  # an item: 422 NOT_A_VOLUME once let in
 }
 
 BASE = {"year": 2024, "retention_period": "D30", "responsible": "示范市人民政府办公室", "date": "2024-05-06"}
@@ -200,6 +249,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     web.state.jobs.start_fixity(app, Actor.system(), vis["id"])  # a job whose status the routes may ask for
     web.state.jobs.join()
     clients: dict[str, TestClient] = {u: session_client(web, app, u) for u in USERS}
+    r = clients["dangan"].post("/api/v1/imports", files=_import_files(), data={**IMPORT_FORM, "dry_run": "true"})
+    assert r.status_code == 202, r.text
+    web.state.jobs.join()
+    assert clients["dangan"].get(f"/api/v1/jobs/{r.json()['id']}").json()["status"] == "done"
+    plan = prefiling.create_plan(app, Actor.system(), "Z109", "BGS", "WS", 2024, "2099-12-31", 10)
+    rules = schedule.get_schedule(app, Actor.system(), "Z109", "WS")["rules"]
     anon = TestClient(web, base_url="http://testserver")
     anon.get("/login")
     anon.csrf = anon.cookies["dangan_csrf"]  # type: ignore[attr-defined]
@@ -210,17 +265,43 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     clients["token"] = tok
     yield {"app": app, "web": web, "clients": clients, "token": token,
            "ids": {"V": (vis["id"], vis["files"][0]["id"]), "H": (hid["id"], hid["files"][0]["id"])},
-           "spare_token": spare, "run_id": browse.fixity_runs(app, Actor.system())[0]["id"]}
+           "spare_token": spare, "run_id": browse.fixity_runs(app, Actor.system())[0]["id"],
+           "capture_job": r.json()["id"], "plan_id": plan["id"], "rules": rules, "fresh_plans": iter(range(2100, 2999))}
     web.state.jobs.join()
     app.close()
 
 
-def _fill(path: str, w: dict[str, Any], variant: str | None) -> str:
+def _fill(key: str, w: dict[str, Any], variant: str | None) -> str:
+    method, path = key.split(" ", 1)
     rid, fid = w["ids"][variant or "V"]
+    job = w["web"].state.jobs.current.id if path.startswith("/api/v1/fixity/") else w["capture_job"]
+    plan = w["plan_id"]
+    if method in ("DELETE", "POST") and "{plan_id}" in path:  # each deletion takes a plan of its own
+        plan = prefiling.create_plan(w["app"], Actor.system(), "Z109", "BGS", "WS", next(w["fresh_plans"]),
+                                     "2999-12-31")["id"]
     return (path.replace("{record_id}", str(rid)).replace("{file_id}", str(fid)).replace("{username}", "target")
-            .replace("{token_id}", str(w["spare_token"])).replace("{job_id}", w["web"].state.jobs.current.id)
+            .replace("{token_id}", str(w["spare_token"])).replace("{job_id}", job).replace("{plan_id}", str(plan))
             .replace("{run_id}", str(w["run_id"])).replace("{fonds_code}", "Z109").replace("{category_code}", "WS")
-            .replace("{path}", "app.css"))
+            .replace("{kind}", "cover").replace("{path}", "app.css"))
+
+
+IMPORT_FORM = {"fonds": "Z109", "category": "WS", "department": "BGS"}
+
+
+def _import_files() -> dict[str, Any]:
+    return {"catalogue": ("目录.xlsx", catalogue_bytes(2), "application/octet-stream"),
+            "files": ("files.zip", files_zip(2), "application/zip")}
+
+
+def _package(who: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        manifest = {"fonds": "Z109", "category": "WS", "department": "BGS", "records": [
+            {"sender_ref": f"authz-{who}", "metadata": {**BASE, "title": f"{who} 的数据包"},
+             "files": [{"path": "正文.pdf", "role": "main"}]}]}
+        zf.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False))
+        zf.writestr("正文.pdf", PDF + who.encode())
+    return buf.getvalue()
 
 
 def _request(key: str, who: str, n: int, w: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +358,35 @@ def _request(key: str, who: str, n: int, w: dict[str, Any]) -> dict[str, Any]:
         "GET /api/v1/audit/export": {"params": {"format": "json"}},
         "GET /audit/export": {"params": {"format": "csv"}},
         "GET /api/v1/audit/events": {"params": {"limit": 5}},
+        # 收集与整理: dry runs and refusals, so that the archive the later tests count does not move
+        "POST /import": {"data": {"target": "Z109/WS", "department": "BGS", "state": "pre_filing", "dry_run": "1"},
+                         "files": _import_files()},
+        "GET /import/template.xlsx": {"params": {"fonds": "Z109", "category": "WS"}},
+        "POST /review/accept": {"data": {"ids": str(rid)}},
+        "POST /review/return": {"data": {"ids": str(rid), "reason": "核对"}},
+        "POST /review/order": {"data": {"move": f"{rid}:up", "g1": str(rid)}},
+        "POST /review/auto": {"data": {"group": "1", "g1": str(rid)}},
+        "POST /plans": {"data": {"fonds": "Z109", "department": "BGS", "category": "WS", "year": str(2000 + n),
+                                 "deadline": "2999-06-30", "expected_count": "5"}},
+        "POST /schedule": {"data": {"fonds": "Z109", "category": "WS", **{
+            f"{k}_{i}": ("、".join(v) if isinstance(v, list) else v)
+            for i, rule in enumerate(w["rules"]) for k, v in rule.items()}}},
+        "GET /catalogue": {"params": {"fonds": "Z109", "category": "WS", "year": "2024"}},
+        "POST /api/v1/submissions/package": {"files": {"package": ("pkg.zip", _package(who), "application/zip")},
+                                             "data": {"dry_run": "true"}},
+        "POST /api/v1/submissions/eep": {"files": {"eep": ("eep.xml", b"<not-an-eep/>", "application/xml")},
+                                         "data": {"category": "WS", "department": "BGS"}},
+        "POST /api/v1/imports": {"files": _import_files(), "data": {**IMPORT_FORM, "dry_run": "true"}},
+        "POST /api/v1/plans": {"json": {"fonds": "Z109", "department": "BGS", "category": "WS", "year": 2000 + n,
+                                        "deadline": "2999-06-30"}},
+        "PATCH /api/v1/plans/{plan_id}": {"json": {"note": f"{who} 核对"}},
+        "PUT /api/v1/fonds/{fonds_code}/categories/{category_code}/schedule": {"json": {"rules": w["rules"]}},
+        "POST /api/v1/retention/suggest": {"json": {"fonds": "Z109", "category": "WS",
+                                                    "metadata": {"title": "关于张三同志任职的通知"}}},
+        "GET /api/v1/catalogue": {"params": {"fonds": "Z109", "category": "WS", "year": 2024}},
+        "POST /api/v1/accept": {"json": {"record_ids": [rid]}},
+        "PUT /api/v1/arrangement": {"json": {"record_ids": [rid]}},
+        "POST /api/v1/arrangement/auto": {"json": {"record_ids": [rid]}},
     }
     return dict(bodies.get(key, {}))
 
@@ -315,7 +425,7 @@ def test_every_route_answers_every_principal_as_the_matrix_says(world: dict[str,
                 kw = _request(key, who, n, world)
                 if method != "GET" and not template.startswith("/api/") and c.csrf:  # type: ignore[attr-defined]
                     kw["data"] = {**kw.get("data", {}), "csrf_token": c.csrf}  # type: ignore[attr-defined]
-                r = c.request(method, _fill(template, world, variant), follow_redirects=False, **kw)
+                r = c.request(method, _fill(key, world, variant), follow_redirects=False, **kw)
                 calls += 1
                 got, want = outcome(r), ("allow" if who in allowed else "deny")
                 if got != want:

@@ -483,3 +483,241 @@ def test_security_settings(as_user) -> None:  # type: ignore[no-untyped-def]
     assert sysadmin.locator("form[action='/admin/security/ceiling']").count() == 0
     assert sysadmin.locator("#pp-history td.num strong").inner_text() == "6"
     shot(sysadmin, "28-security-readonly")
+
+
+# ---------------------------------------------------------------- 收集与整理
+
+
+def _catalogue_xlsx(rows: list[list[object]], header: list[str]) -> bytes:
+    import io
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(header)
+    for r in rows:
+        ws.append(r)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _zip(names: list[str]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i, n in enumerate(names):
+            zf.writestr(n, b"%PDF-1.4\n% import " + str(i).encode() + b"\n%%EOF\n")
+    return buf.getvalue()
+
+
+def test_import_dry_run_then_live_progress(as_user, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A clerk imports a catalogue: a dry run names the bad row and the stray file; the import's page follows
+    its progress (one row a batch, slowed down so that the polling is seen) and ends with the counts."""
+    from dangan.services import ingest
+
+    real_batch = ingest.ingest_batch
+
+    def slow_batch(app, actor, items, *, batch_size=500, on_item=None, progress=None):  # type: ignore[no-untyped-def]
+        def step(rep):  # type: ignore[no-untyped-def]
+            if progress:
+                progress(rep)
+            time.sleep(0.4)
+        return real_batch(app, actor, items, batch_size=1, on_item=on_item, progress=step)
+
+    monkeypatch.setattr(ingest, "ingest_batch", slow_batch)
+    header = ["序号", "文号", "责任者", "题名", "日期", "年度", "保管期限", "密级", "页数", "文件名", "承办人"]
+    rows = [[i, f"示办发〔2025〕{i}号", "示范市人民政府办公室", f"关于做好第{i}项重点工作的通知", f"2025-04-{i:02d}", 2025,
+             "定期30年", "公开", 2, f"办发{i}.pdf", "王明"] for i in range(1, 7)]
+    bad = [r[:] for r in rows]
+    bad[2][5] = "二〇二五"  # 年度 not a number
+    pdfs = [f"办发{i}.pdf" for i in range(1, 7)]
+
+    pg = as_user("bgs")
+    pg.click("nav.sidenav >> text=批量导入")
+    pg.wait_for_url("**/import")
+    assert pg.locator("h1").inner_text() == "批量导入"
+    assert pg.locator("input[name=dry_run]").is_checked()
+    assert pg.locator("input[name=state][value=filed]").count() == 0  # a clerk does not file on import
+    with pg.expect_download() as dl:
+        pg.click("#template-link")
+    assert dl.value.suggested_filename == "归档文件目录模板-文书档案.xlsx"
+    pg.set_input_files("input[name=catalogue]", files=[{"name": "2025年办公室归档文件目录.xlsx", "buffer": _catalogue_xlsx(bad, header),
+                                                        "mimeType": "application/octet-stream"}])
+    pg.set_input_files("input[name=files]", files=[{"name": "办公室电子文件.zip", "buffer": _zip(pdfs + ["多余的文件.pdf"]),
+                                                    "mimeType": "application/zip"}])
+    assert "2025年办公室归档文件目录.xlsx" in pg.locator(".file-chosen").first.inner_text()
+    shot(pg, "29-import")
+    pg.click("button:has-text('开始')")
+    pg.wait_for_url(re.compile(r"/import/jobs/[0-9a-f]+$"))
+    pg.wait_for_selector("#job-result", timeout=30000)
+    result = pg.locator("#job-result").inner_text()
+    assert "1 行未通过校验" in result and "第 4 行" in result and "年度" in result
+    assert "承办人" in result and "多余的文件.pdf" in result
+    assert pg.locator("a:has-text('下载校验报告')").count() == 1
+    shot(pg, "30-import-dry-run")
+
+    pg.goto("/import")
+    pg.set_input_files("input[name=catalogue]", files=[{"name": "2025年办公室归档文件目录.xlsx", "buffer": _catalogue_xlsx(rows, header),
+                                                        "mimeType": "application/octet-stream"}])
+    pg.set_input_files("input[name=files]", files=[{"name": "办公室电子文件.zip", "buffer": _zip(pdfs), "mimeType": "application/zip"}])
+    pg.uncheck("input[name=dry_run]")
+    pg.click("button:has-text('开始')")
+    pg.wait_for_url(re.compile(r"/import/jobs/[0-9a-f]+$"))
+    url = pg.url
+    assert pg.locator("#capture-job").get_attribute("data-state") == "running"
+    # the counts move while the page stays put (polled from /api/v1/jobs/{id})
+    pg.wait_for_function("() => { const n = parseInt(document.getElementById('job-processed').textContent, 10);"
+                         " return n >= 2 && n < 6; }", timeout=15000)
+    assert pg.url == url and pg.locator("#job-state").inner_text() == "进行中"
+    assert int(pg.locator("#job-progress").get_attribute("value") or 0) > 0 or pg.evaluate(
+        "document.getElementById('job-progress').value") > 0
+    shot(pg, "31-import-progress")
+    pg.wait_for_selector("#job-result", timeout=30000)
+    assert "新增 6 件，已存在 0 件，失败 0 行" in pg.locator("#job-result").inner_text()
+    assert pg.locator("#job-state").inner_text() == "已完成"
+    assert pg.locator("#job-created").inner_text() == "6"
+    shot(pg, "32-import-done")
+    pg.goto("/import")
+    assert pg.locator("table.jobs tbody tr").count() == 2
+
+
+def test_review_accepts_two_records(as_user) -> None:  # type: ignore[no-untyped-def]
+    pg = as_user("dangan")
+    pg.click("nav.sidenav >> text=接收归档")
+    pg.wait_for_url("**/review")
+    rows = pg.locator("table.review tbody tr")
+    before = rows.count()
+    assert before >= 2
+    assert "文书档案" in pg.locator(".review-group h2").first.inner_text()
+    shot(pg, "33-review")
+    # move the second record of the first group up, then accept the first two
+    first_group = pg.locator(".review-group").first
+    second = first_group.locator("tbody tr").nth(1)
+    moved = second.get_attribute("id")
+    second.locator("button[title='上移']").click()
+    pg.wait_for_url(re.compile(r"/review\?done=order"))
+    assert pg.locator(".review-group").first.locator("tbody tr").first.get_attribute("id") == moved
+    titles = [pg.locator(".review-group").first.locator("tbody tr").nth(i).locator("td.title-cell a").inner_text()
+              for i in range(2)]
+    for i in range(2):
+        pg.locator(".review-group").first.locator("tbody tr").nth(i).locator("input[name=ids]").check()
+    assert pg.locator("#selected-count").inner_text() == "已选 2 件"
+    pg.click("#accept-btn")  # the confirm dialog is accepted
+    pg.wait_for_selector("#outcome")
+    out = pg.locator("#outcome").inner_text()
+    assert "已接收 2 件" in out and all(t in out for t in titles)
+    codes = pg.locator("#outcome table td.mono").all_inner_texts()
+    assert len(codes) == 2 and all(re.fullmatch(r"Z109-WS·2025-\S+-\d{4}", c.strip()) for c in codes), codes
+    assert pg.locator("table.review tbody tr").count() == before - 2
+    shot(pg, "34-review-accepted")
+
+
+def test_plans_and_dashboard_reminder(as_user) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    pg = as_user("dangan")
+    pg.click("nav.sidenav >> text=归档计划")
+    pg.wait_for_url("**/plans")
+    today = dt.date.today()
+    for dept, year, deadline, expected in (("BGS", "2024", (today + dt.timedelta(days=18)).isoformat(), "20"),
+                                           ("CWK", "2024", (today - dt.timedelta(days=9)).isoformat(), "12"),
+                                           ("JJK", "2023", (today + dt.timedelta(days=120)).isoformat(), "")):
+        pg.select_option("#pl-department", dept)
+        pg.select_option("#pl-category", "WS")
+        pg.fill("#pl-year", year)
+        pg.fill("#pl-deadline", deadline)
+        pg.fill("#pl-expected", expected)
+        pg.click("button:has-text('制定计划')")
+        pg.wait_for_url("**/plans?done=plan_created")
+    # a mistake is shown beside its field
+    pg.select_option("#pl-department", "BGS")
+    pg.select_option("#pl-category", "WS")
+    pg.fill("#pl-year", "去年")
+    pg.fill("#pl-deadline", "6月底")
+    pg.click("button:has-text('制定计划')")
+    assert "年度应为四位数字" in pg.locator(".field.has-error", has=pg.locator("#pl-year")).inner_text()
+    assert "截止日期应写作" in pg.locator(".field.has-error", has=pg.locator("#pl-deadline")).inner_text()
+    shot(pg, "35-plans-error")
+    pg.goto("/plans")
+    rows = pg.locator("table.plans tbody tr")
+    assert rows.count() == 3
+    assert "已逾期 9 天" in rows.first.inner_text()  # overdue first
+    assert pg.locator("tr.plan-due_soon .status-due_soon", has_text="还剩 18 天").count() == 1
+    shot(pg, "36-plans")
+
+    pg.click("nav.sidenav >> text=首页")
+    panel = pg.locator("#reminders")
+    items = panel.locator("li")
+    assert items.count() == 2 and "已逾期 9 天" in items.first.inner_text() and "还剩 18 天" in items.nth(1).inner_text()
+    color = items.first.locator(".status-overdue").evaluate("e => getComputedStyle(e).color")
+    assert color == "rgb(166, 27, 27)"  # red
+    assert "待接收归档" in pg.locator("#todo-review").inner_text()
+    shot(pg, "37-home-reminders")
+
+    clerk = as_user("bgs")
+    assert clerk.locator("#reminders li").count() == 1  # their department's plan only
+    assert clerk.locator("#todo-review").count() == 0
+    clerk.click("nav.sidenav >> text=归档计划")
+    assert clerk.locator("#new-plan").count() == 0 and clerk.locator("table.plans tbody tr").count() == 1
+    shot(clerk, "38-plans-clerk")
+
+
+def test_schedule_catalogue_suggestion_and_outputs(as_user) -> None:  # type: ignore[no-untyped-def]
+    pg = as_user("dangan")
+    # 著录: the schedule suggests, the user decides
+    pg.goto("/records/new")
+    assert pg.locator("#retention-suggest").is_hidden()
+    pg.select_option("#f-retention_period", "D10")
+    pg.fill("#f-title", "关于张三同志任职的通知")
+    pg.wait_for_selector("#retention-suggest:not([hidden])")
+    text = pg.locator("#retention-suggest .suggest-text").inner_text()
+    assert text.startswith("建议：永久（依据：本机关机构演变、人事任免等文件材料") and "匹配：任职" in text
+    assert pg.input_value("#f-retention_period") == "D10"  # not overwritten
+    shot(pg, "39-new-record-suggestion")
+    pg.click("#suggest-apply")
+    assert pg.input_value("#f-retention_period") == "Y" and pg.locator(".suggest-done").is_visible()
+
+    pg.click("nav.sidenav >> text=保管期限表")
+    pg.wait_for_url("**/schedule")
+    n = pg.locator("tr.rule-row").count()
+    pg.fill("tr.blank-row textarea[name^=item_]", "本机关印发的简报")
+    pg.click("#add-rule")
+    assert pg.locator("tr.rule-row").count() == n + 1
+    pg.select_option("tr.rule-row:not(.blank-row) >> nth=0 >> select", "D10")
+    pg.locator("tr.rule-row:not(.blank-row) >> nth=1 >> select").select_option("Y")
+    pg.locator("tr.blank-row >> nth=0 >> textarea[name^=keywords_]").fill("简报")
+    pg.click("button:has-text('保存保管期限表')")
+    assert pg.locator(".alert.bad").is_visible()  # the new rule has no 保管期限
+    assert pg.locator("td.has-error .field-error").count() == 1
+    shot(pg, "40-schedule-error")
+    pg.locator("tr.row-error select").select_option("D10")
+    pg.click("button:has-text('保存保管期限表')")
+    assert "保管期限表已保存" in pg.locator(".alert.ok").inner_text()
+    assert pg.locator("textarea:text-is('本机关印发的简报')").count() == 1
+    shot(pg, "41-schedule")
+
+    pg.click("nav.sidenav >> text=归档文件目录")
+    pg.select_option("select[name=category]", "WS")
+    pg.wait_for_url("**category=WS*")
+    pg.select_option("select[name=year]", "2022")
+    pg.wait_for_url("**year=2022*")
+    assert pg.locator("table.catalogue-preview tbody tr").count() >= 1
+    with pg.expect_download() as dl:
+        pg.click("#download-xlsx")
+    assert dl.value.suggested_filename.startswith("归档文件目录") and dl.value.suggested_filename.endswith(".xlsx")
+    shot(pg, "42-catalogue")
+
+    pg.click("table.catalogue-preview tbody tr:first-child td.title-cell a")
+    assert pg.locator("section.outputs a:has-text('归档章（PNG）')").count() == 1
+    assert pg.locator("table.files a:has-text('加盖归档章的副本')").count() >= 1
+    png = pg.request.get(pg.locator("section.outputs a:has-text('归档章（PNG）')").get_attribute("href"))
+    assert png.status == 200 and png.body()[:4] == b"\x89PNG"
+    shot(pg, "43-record-outputs")
+    pg.goto("/records?fonds=Z109&category=KU")
+    pg.click("table.records tbody tr:first-child td.title-cell a")
+    assert pg.locator("section.outputs a", has_text="案卷封面").count() == 1
+    shot(pg, "44-volume-outputs")

@@ -263,6 +263,7 @@ def set_order(app: Dangan, actor: Actor, record_ids: list[int]) -> list[dict[str
 
 def auto_order(app: Dangan, actor: Actor, record_ids: list[int]) -> list[dict[str, Any]]:
     """Order by 日期, then importance (永久 before 定期), as DA/T 22-2015 arranges items within the lowest class."""
+    require(actor, "record.file")  # before looking at the records: a refusal, not "档案不存在"
     with app.read_sessions() as s:
         _movable(s, actor, list(record_ids))
         importance = case((Record.retention_period == "Y", 0), else_=1)

@@ -16,7 +16,7 @@ from dangan.domain.retention import STANDARD_PERIODS, parse_retention
 from dangan.domain.schema import FIELD_TYPES, OBLIGATIONS
 from dangan.domain.states import STATE_LABELS, RecordState
 from dangan.errors import DanganError, NotFound, ValidationFailed
-from dangan.services import audit, browse, categories, files, fonds, records
+from dangan.services import audit, browse, categories, files, fonds, prefiling, records
 from dangan.services.context import Actor, Dangan
 from dangan.services.files import NewFile
 from dangan.services.views import ROLE_LABELS
@@ -67,8 +67,11 @@ def home(request: Request, dangan: Dangan = Depends(get_dangan), actor: Actor = 
              if d["id"] in actor.department_ids]
     rights = [ACTION_LABELS[a] + ("" if sc == "all" else f"（{SCOPE_LABELS.get(sc, sc)}）")
               for a in ACTION_LABELS if (sc := actor.scope_for(a)) is not None]
+    reminders = sorted(prefiling.reminders(dangan, actor), key=lambda p: (p["status"] != "overdue", p["days_left"]))
+    to_accept = prefiling.queue(dangan, actor, limit=1)["total"] if actor.scope_for("record.file") else None
     return render(request, "home.html", {"stats": stats, "recent": recent, "peak": peak, "my_rights": rights,
                                          "my_departments": depts, "state_labels": STATE_LABELS,
+                                         "reminders": reminders, "to_accept": to_accept,
                                          "crumbs": [("首页", None)]}, active="home")
 
 
@@ -237,6 +240,8 @@ def _detail(request: Request, dangan: Dangan, actor: Actor, record_id: int, *, n
         "rec": rec, "cat": cat, "fields": fields, "extra": extra, "children": children, "chain": chain,
         "rights": rights, "notice": notice, "error": error, "crumbs": crumbs, "roles": ROLE_LABELS,
         "editable": rec["state"] in (RecordState.PRE_FILING.value, RecordState.PENDING.value),
+        "stampable": rec["state"] == RecordState.FILED.value and bool(rec["archival_code"]) and rec["seq"] is not None,
+        "is_volume": rec["level"] in ("volume", "project", "group"),
     }, status=status, active="browse")
 
 

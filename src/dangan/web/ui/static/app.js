@@ -96,6 +96,174 @@
     tick();
   }
 
+  function csrfToken() {
+    var m = document.querySelector("meta[name=csrf-token]");
+    return m ? m.getAttribute("content") : "";
+  }
+
+  function setText(id, v) {
+    var e = document.getElementById(id);
+    if (e) { e.textContent = v; }
+  }
+
+  function num(n) { return (n || 0).toLocaleString("zh-CN"); }
+
+  // 批量导入: the job page polls GET /api/v1/jobs/{id} twice a second, then reloads to show the result
+  function pollCaptureJob(box) {
+    var url = box.getAttribute("data-status-url");
+    var bar = document.getElementById("job-progress");
+    function tick() {
+      fetch(url, { headers: { "Accept": "application/json" }, cache: "no-store", credentials: "same-origin" })
+        .then(function (r) {
+          if (r.status >= 400 && r.status < 500) { throw new Error("stop"); }
+          return r.json();
+        })
+        .then(function (j) {
+          if (bar) { bar.value = j.percent || 0; bar.textContent = (j.percent || 0) + "%"; }
+          setText("job-processed", num(j.processed));
+          setText("job-total", j.total ? num(j.total) : "—");
+          setText("job-created", num(j.created));
+          setText("job-existing", num(j.existing));
+          setText("job-failed", num(j.failed));
+          if (j.status_label) { setText("job-state", j.status_label); }
+          if (j.finished) {
+            window.location.replace(window.location.pathname);
+          } else {
+            window.setTimeout(tick, 500);
+          }
+        })
+        .catch(function (e) { if (e && e.message !== "stop") { window.setTimeout(tick, 2000); } });
+    }
+    window.setTimeout(tick, 500);
+  }
+
+  // 著录: ask the 保管期限表 for a suggestion when 题名, 文种 or 机构 change; the user decides ("采用")
+  function setupSuggest(form) {
+    var url = form.getAttribute("data-suggest-url");
+    var box = document.getElementById("retention-suggest");
+    var sel = document.getElementById("f-retention_period");
+    if (!url || !box || !sel) { return; }
+    var btn = document.getElementById("suggest-apply"), done = box.querySelector(".suggest-done");
+    var current = null, last = "", timer = null;
+    function val(id) { var e = document.getElementById(id); return e ? e.value.trim() : ""; }
+    function refresh() {
+      if (!current) { box.hidden = true; return; }
+      var applied = sel.value === current.retention_period;
+      btn.hidden = applied;
+      done.hidden = !applied;
+      box.hidden = false;
+    }
+    function show(s) {
+      current = s || null;
+      if (current) {
+        var r = current.rule || {};
+        var text = "建议：" + current.label + "（依据：" + (r.item || "") + (r.basis ? "，" + r.basis : "") +
+          (current.matched && current.matched.length ? "；匹配：" + current.matched.join("、") : "") + "）";
+        box.querySelector(".suggest-text").textContent = text;
+      }
+      refresh();
+    }
+    function ask() {
+      var meta = {};
+      [["title", "f-title"], ["doc_type", "f-doc_type"], ["class_code", "f-class_code"]].forEach(function (p) {
+        var v = val(p[1]);
+        if (v) { meta[p[0]] = v; }
+      });
+      if (!Object.keys(meta).length) { show(null); last = ""; return; }
+      var body = JSON.stringify({ fonds: form.getAttribute("data-fonds"), category: form.getAttribute("data-category"),
+                                  department: val("f-department") || null, metadata: meta });
+      if (body === last) { return; }
+      last = body;
+      fetch(url, { method: "POST", credentials: "same-origin", body: body,
+                   headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrfToken() } })
+        .then(function (r) { return r.ok ? r.json() : { suggestion: null }; })
+        .then(function (d) { if (body === last) { show(d.suggestion); } })
+        .catch(function () { /* no suggestion: the user chooses as before */ });
+    }
+    function soon() { window.clearTimeout(timer); timer = window.setTimeout(ask, 350); }
+    ["f-title", "f-doc_type", "f-class_code", "f-department"].forEach(function (id) {
+      var e = document.getElementById(id);
+      if (e) { e.addEventListener("input", soon); e.addEventListener("change", soon); }
+    });
+    sel.addEventListener("change", refresh);
+    btn.addEventListener("click", function () {
+      if (!current) { return; }
+      var code = current.retention_period;
+      if (!Array.prototype.some.call(sel.options, function (o) { return o.value === code; })) {
+        var o = document.createElement("option");
+        o.value = code;
+        o.textContent = current.label + "（" + code + "）";
+        sel.appendChild(o);
+      }
+      sel.value = code;
+      refresh();
+      sel.focus();
+    });
+    ask();
+  }
+
+  // 接收归档: select all, count the selection, Enter in the reason field means 退回
+  function setupReview(form) {
+    var all = document.getElementById("check-all");
+    var boxes = form.querySelectorAll("input[type=checkbox][name=ids]");
+    function count() {
+      var n = Array.prototype.filter.call(boxes, function (b) { return b.checked; }).length;
+      setText("selected-count", n ? "已选 " + n + " 件" : "");
+      if (all) { all.checked = n > 0 && n === boxes.length; all.indeterminate = n > 0 && n < boxes.length; }
+    }
+    if (all) {
+      all.addEventListener("change", function () {
+        boxes.forEach(function (b) { b.checked = all.checked; });
+        count();
+      });
+    }
+    boxes.forEach(function (b) { b.addEventListener("change", count); });
+    count();
+  }
+
+  // 保管期限表: 添加一条 copies the blank row with the next free number
+  function setupSchedule() {
+    var add = document.getElementById("add-rule"), body = document.getElementById("rule-rows");
+    if (!add || !body) { return; }
+    add.addEventListener("click", function () {
+      var blanks = body.querySelectorAll("tr[data-blank-row]");
+      var tpl = blanks[blanks.length - 1];
+      if (!tpl) { return; }
+      var next = 0;
+      body.querySelectorAll("[name^=item_]").forEach(function (e) {
+        next = Math.max(next, parseInt(e.name.slice(5), 10) + 1);
+      });
+      var row = tpl.cloneNode(true);
+      row.querySelectorAll("[name]").forEach(function (e) {
+        e.name = e.name.replace(/_\d+$/, "_" + next);
+        if (e.tagName === "SELECT") { e.selectedIndex = 0; } else if (e.type !== "hidden") { e.value = ""; }
+      });
+      row.querySelectorAll(".field-error").forEach(function (e) { e.remove(); });
+      body.appendChild(row);
+      var first = row.querySelector("textarea");
+      if (first) { first.focus(); }
+    });
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    var el = ev.target;
+    if (ev.key === "Enter" && el && el.getAttribute && el.getAttribute("data-enter-clicks")) {
+      var b = document.getElementById(el.getAttribute("data-enter-clicks"));
+      if (b) { ev.preventDefault(); b.click(); }
+    }
+  });
+
+  document.addEventListener("change", function (ev) {
+    var el = ev.target;
+    var linkId = el && el.getAttribute && el.getAttribute("data-template-link");
+    var link = linkId && document.getElementById(linkId);
+    if (link) {
+      var parts = el.value.split("/");
+      link.setAttribute("href", "/import/template.xlsx?fonds=" + encodeURIComponent(parts[0]) +
+        "&category=" + encodeURIComponent(parts[1] || ""));
+    }
+  });
+
   function openTarget() {
     var id = window.location.hash.slice(1);
     var el = id && document.getElementById(id);
@@ -109,6 +277,15 @@
     if (box && box.getAttribute("data-state") === "running") {
       pollJob(box);
     }
+    var cj = document.getElementById("capture-job");
+    if (cj && cj.getAttribute("data-state") === "running") {
+      pollCaptureJob(cj);
+    }
+    var rf = document.querySelector("form[data-suggest-url]");
+    if (rf) { setupSuggest(rf); }
+    var review = document.getElementById("review-form");
+    if (review) { setupReview(review); }
+    setupSchedule();
     var errs = document.getElementById("form-errors");
     if (errs) {
       var first = document.querySelector(".has-error input, .has-error select, .has-error textarea");
