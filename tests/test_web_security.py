@@ -11,12 +11,14 @@ import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from dangan.db.models import ApiToken, LoginSession, SystemSetting
 from dangan.services import identity as idn
+from dangan.services import prefiling, schedule
 from dangan.services.audit import list_events
 from dangan.services.context import Actor, Dangan
 from dangan.services.files import NewFile
@@ -348,8 +350,28 @@ def test_xss_payloads_are_escaped_on_every_page(app: Dangan, web: Any) -> None:
         s.merge(SystemSetting(key="demo", value={"password": XSS, "accounts": [{"username": "evil", "name": XSS}]}))
     head, sys_, sec, aud = (session_client(web, app, u) for u in ("head", "sys", "sec", "aud"))
     aud.get(f"{API}/audit/events")  # the trail now holds the title, the file name and the user name
+    # 收集与整理: a record waiting for acceptance, a plan, a schedule rule and an import job, all named with markup
+    rec(app, XSS + "（待接收）", dept="XSS", state="pending", file_name="待接收.pdf")
+    returned = rec(app, XSS + "（退回）", dept="XSS", state="pending", file_name="退回.pdf")
+    prefiling.return_record(app, sysop, returned["id"], XSS)
+    prefiling.create_plan(app, sysop, "Z109", "XSS", "WS", 2024, dt.date.today() + dt.timedelta(days=5), 3, XSS)
+    schedule.set_schedule(app, sysop, "Z109", "WS", [{"item": XSS, "retention_period": "Y", "basis": XSS,
+                                                      "keywords": ["<svg onload=alert(1)>"], "doc_types": ["<svg onload"]}])
+    wb = openpyxl.Workbook()
+    wb.active.append(["题名", "责任者", "日期", "年度", "保管期限", XSS])
+    wb.active.append([XSS, XSS, "2024-01-02", "<svg onload=alert(5)>", "永久", XSS])
+    buf = io.BytesIO()
+    wb.save(buf)
+    jr = head.post("/import", data={"target": "Z109/WS", "department": "XSS", "state": "pre_filing", "dry_run": "1",
+                                    "csrf_token": head.csrf},  # type: ignore[attr-defined]
+                   files={"catalogue": (XSS + ".xlsx", buf.getvalue(), "application/octet-stream")},
+                   follow_redirects=False)
+    assert jr.status_code == 303, jr.text
+    web.state.jobs.join()
     pages = [(head, f"/records/{r['id']}"), (head, "/records"), (head, "/records?sort=newest"), (head, "/"),
              (head, f"/records?q={quote(XSS)}"), (head, "/fonds"), (head, "/records/new"),
+             (head, "/import"), (head, jr.headers["location"]), (head, "/review"), (head, "/plans"),
+             (head, "/schedule?category=WS"), (head, "/catalogue?category=WS"), (head, f"/records/{returned['id']}"),
              (sys_, "/admin/users"), (sys_, "/admin/tokens"), (sys_, "/admin/departments"), (sys_, "/admin/matrix"),
              (sec, "/admin/roles"), (aud, "/audit"), (aud, f"/audit?object_id={quote(XSS)}&actor={quote(XSS)}"),
              (TestClient(web), "/login"), (TestClient(web), f"/login?next={quote(XSS)}")]
@@ -359,6 +381,11 @@ def test_xss_payloads_are_escaped_on_every_page(app: Dangan, web: Any) -> None:
         html = resp.text
         for raw in RAW_XSS:
             assert raw not in html, (url, raw)
+    job = head.get(jr.headers["location"]).text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in job and "第 2 行" in job  # the file name and the failed row
+    assert "退回原因：&lt;script&gt;" in head.get(f"/records/{returned['id']}").text
+    for url in ("/review", "/plans", "/schedule?category=WS", "/", "/import"):
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in head.get(url).text, url  # shown, as text
     detail = head.get(f"/records/{r['id']}").text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in detail and "&lt;img src=x onerror=alert(4)&gt;.pdf" in detail
     assert "&lt;script&gt;" in sys_.get("/admin/users").text and "&lt;script&gt;" in sys_.get("/admin/tokens").text

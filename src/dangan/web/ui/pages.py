@@ -240,7 +240,8 @@ def _detail(request: Request, dangan: Dangan, actor: Actor, record_id: int, *, n
         "rec": rec, "cat": cat, "fields": fields, "extra": extra, "children": children, "chain": chain,
         "rights": rights, "notice": notice, "error": error, "crumbs": crumbs, "roles": ROLE_LABELS,
         "editable": rec["state"] in (RecordState.PRE_FILING.value, RecordState.PENDING.value),
-        "stampable": rec["state"] == RecordState.FILED.value and bool(rec["archival_code"]) and rec["seq"] is not None,
+        "stampable": rec["state"] == RecordState.FILED.value and bool(rec["archival_code"]) and rec["seq"] is not None
+        and rec["level"] not in ("volume", "project", "group"),  # a volume has its 案卷封面 instead
         "is_volume": rec["level"] in ("volume", "project", "group"),
     }, status=status, active="browse")
 

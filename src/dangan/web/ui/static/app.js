@@ -157,9 +157,9 @@
       current = s || null;
       if (current) {
         var r = current.rule || {};
-        var text = "建议：" + current.label + "（依据：" + (r.item || "") + (r.basis ? "，" + r.basis : "") +
+        box.querySelector(".suggest-text").textContent = "建议：" + current.label;
+        box.querySelector(".suggest-basis").textContent = "（依据：" + (r.item || "") + (r.basis ? "，" + r.basis : "") +
           (current.matched && current.matched.length ? "；匹配：" + current.matched.join("、") : "") + "）";
-        box.querySelector(".suggest-text").textContent = text;
       }
       refresh();
     }
