@@ -208,3 +208,18 @@ def test_many_files_read_from_one_zip_by_concurrent_writers(app, admin, tmp_path
     assert (res.created, res.failed) == (n, 0), res.failures[:3]
     with app.read_sessions() as s:
         assert {f.name: f.sha256 for f in s.scalars(select(File))} == sums
+
+
+def test_progress_counts_add_up_while_running(app, admin, tmp_path):
+    n = 60
+    data = rows(n)
+    for r in data[::7]:
+        r[5] = "2024.13.1"  # some rows refused before ingest
+    cat = catalogue(tmp_path / "目录.xlsx", data)
+    files = folder(tmp_path, [f"通知{i}.pdf" for i in range(1, n + 1)])
+    seen = []
+    res = run_import(app, admin, spec(cat, files), batch_size=10, progress=seen.append)
+    assert len(seen) > 3
+    for v in seen:
+        assert v["created"] + v["existing"] + v["failed"] == v["processed"] <= v["total"] == n, v
+    assert seen[-1]["processed"] == n and seen[-1]["failed"] == res.failed == len(data[::7])

@@ -705,6 +705,16 @@ class Catalogue:
                 raise _malformed(f"工作表“{self.sheet_name}”的数据已损坏") from e
         return self._merges
 
+    def estimated_rows(self) -> int:
+        """Data rows below the header, from the sheet's <dimension> (Excel and WPS write it); 0 when absent."""
+        try:
+            with self._reader.zip.open(self._sheet.path) as f:
+                head = f.read(4096).decode("utf-8", "replace")
+        except (KeyError, OSError, zipfile.BadZipFile):
+            return 0
+        m = re.search(r'<(?:\w+:)?dimension\s+ref="[A-Z]+\d+:[A-Z]+(\d+)"', head)
+        return max(0, int(m.group(1)) - self.header_row) if m else 0
+
     def rows(self) -> Iterator[CatalogueRow]:
         """The data rows below the header, in order. Fully empty rows (apart from 序号) and repeated header
         rows (题名 cell reading 题名) are skipped. A value that cannot be read (a bad date, a non-number in

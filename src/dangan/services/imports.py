@@ -329,9 +329,12 @@ def run_import(app: Dangan, actor: Actor, spec: ImportSpec, *, dry_run: bool = F
                 if feed is not None:
                     flush(known_upto[0])
                 if progress:
-                    progress({"total": max(total, result.rows), "processed": result.rows,
-                              "created": rep.created, "existing": rep.existing,
-                              "failed": rep.failed + (result.rows - rep.processed)})
+                    # rows whose outcome is known: every row up to the last reported item (rows refused before
+                    # ingest are known at once; rows read ahead for the next batch are not counted yet)
+                    early = sum(1 for rn in outcome if rn <= known_upto[0]) - rep.failed
+                    done = rep.processed + early
+                    progress({"total": max(total, done), "processed": done, "created": rep.created,
+                              "existing": rep.existing, "failed": rep.failed + early})
 
             try:
                 if dry_run:
@@ -401,11 +404,7 @@ class _ReportFeed:
 
 
 def _estimate_rows(cat: Catalogue) -> int:
-    ws = getattr(cat, "_ws", None)
-    try:
-        return max(0, int(ws.max_row or 0) - cat.header_row) if ws is not None else 0
-    except (TypeError, ValueError):
-        return 0
+    return cat.estimated_rows()
 
 
 def _fp_text(p: FieldProblem | str) -> str:

@@ -440,7 +440,9 @@ def _insert(app: Dangan, actor: Actor, batch: list[_Item]) -> None:
         for item in todo:
             row = {**item.row, "state": item.state.value, "created_by": actor.username, "created_at": now,
                    "updated_at": now, "archival_code": None, "class_key": None, "seq": None, "filed_at": None,
-                   "filed_by": None}
+                   "filed_by": None, "submitted_at": None, "submitted_by": None}
+            if item.state != RecordState.PRE_FILING:  # handed in on creation: submitted by its sender
+                row.update(submitted_at=now, submitted_by=actor.username)
             if item.code is not None:
                 seq, code = codes[item.index]
                 row.update(archival_code=code, class_key=item.code[1], seq=seq, filed_at=now, filed_by=actor.username)

@@ -289,7 +289,9 @@ def queue(app: Dangan, actor: Actor, fonds: str | None = None, category: str | N
         importance = case((Record.retention_period == "Y", 0), else_=1)
         recs = s.scalars(q.join(Category, Category.id == Record.category_id)
                          .outerjoin(Department, Department.id == Record.department_id)
-                         .order_by(Category.code, Record.year, Record.retention_period, Department.sort_order,
+                         .order_by(Category.code, Record.year, case((Record.retention_period == "Y", 0), else_=1),
+                                   func.length(Record.retention_period).desc(), Record.retention_period.desc(),
+                                   Department.sort_order,
                                    case((Record.position.is_(None), 1), else_=0), Record.position, Record.date,
                                    importance, Record.id).limit(limit)).all()
         from dangan.services.views import record_view

@@ -249,6 +249,8 @@ def _insert_record(app: Dangan, actor: Actor, inp: RecordInput, files: list[NewF
         uow.audit("record.create", "record", rec.id, title=rec.title, category=cat.code, level=rec.level,
                   files=[{"name": f.name, "sha256": f.sha256, "sm3": f.sm3, "size": f.size} for f in rows],
                   **({"retention_suggested": suggested.as_dict()["explanation"]} if suggested else {}))
+        if state != RecordState.PRE_FILING:  # handed in on creation: submitted by its sender
+            rec.submitted_at, rec.submitted_by = utcnow(), actor.username
         if state == RecordState.PENDING:
             rec.state = state.value
         elif state == RecordState.FILED:

@@ -3,6 +3,7 @@ arrangement, the retention schedule, and the printed outputs (归档文件目录
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -122,21 +123,23 @@ def start_import(request: Request, dangan: Dangan, actor: Actor, catalogue: Uplo
     require(actor, "record.import")
     if not (catalogue.filename or "").lower().endswith((".xlsx", ".xlsm")):
         raise ValidationFailed("目录应为 Excel 工作簿（.xlsx）", code="XLSX_MALFORMED")
-    jid = jobs.create_job(dangan, actor, "dry_run" if dry_run else "import", {})
+    jid = uuid.uuid4().hex[:16]
     d = jobs.job_dir(dangan, jid)
-    save_upload(catalogue, d / "catalogue.xlsx")
-    files_path = None
-    if files is not None and files.filename:
-        files_path = d / "files.zip"
-        save_upload(files, files_path)
+    try:  # the uploads first: a failed upload leaves no job behind
+        save_upload(catalogue, d / "catalogue.xlsx")
+        files_path = None
+        if files is not None and files.filename:
+            files_path = d / "files.zip"
+            save_upload(files, files_path)
+    except BaseException:
+        jobs.remove_workdir(dangan, jid)
+        d.rmdir()
+        raise
     spec = imports.ImportSpec(fonds, category, d / "catalogue.xlsx", files_path, department=department or None,
                               state=state)
     params = {**spec.as_params(), "catalogue_name": catalogue.filename, "files_name": files.filename if files else None,
               "dry_run": dry_run}
-    with dangan.sessions.begin() as s:
-        from dangan.db.models import CaptureJob
-
-        s.get(CaptureJob, jid).params = params  # type: ignore[union-attr]
+    jobs.create_job(dangan, actor, "dry_run" if dry_run else "import", params, job_id=jid)
     _runner(request).start(dangan, jid, import_work(dangan, actor, spec, dry_run, d / "report.xlsx"))
     return jobs.get_job(dangan, actor, jid)
 
