@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     eep_xsd: Path | None = None
     # a submitted package larger than this (bytes) is accepted as a background job whose status is polled
     async_threshold: int = 50 * 2**20
+    # 长期保存: a second copy of every blob (any storage URL); fixity audits repair drift from it when set
+    replica_storage_url: str = ""
+    # every stored file is re-verified within this many days by the scheduled fixity audit
+    fixity_cycle_days: int = 30
+    # how often (minutes) `dangan serve` runs one bounded batch of the fixity audit; 0 turns it off
+    fixity_audit_interval_minutes: int = 60
+    # ClamAV daemon for 病毒检测: "unix:/run/clamav/clamd.ctl" or "tcp:127.0.0.1:3310"; empty: not configured
+    clamd_address: str = ""
+    # SM2 private key (PEM or hex file) that signs exported DA/T 48 packages; empty: a key is made in the data folder
+    signing_key: Path | None = None
 
     @property
     def data_dir(self) -> Path:

@@ -222,7 +222,8 @@ class File(Base):
     """电子文件 / component of a record: 正文, 附件, 处理单, 版式文件, 原始格式 ... Content is write-once."""
 
     __tablename__ = "files"
-    __table_args__ = (Index("ix_files_record", "record_id"), Index("ix_files_sha256", "sha256"))
+    __table_args__ = (Index("ix_files_record", "record_id"), Index("ix_files_sha256", "sha256"),
+                      Index("ix_files_fixity_due", "last_fixity_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id"))
     role: Mapped[str] = mapped_column(String(32))
@@ -243,6 +244,11 @@ class File(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     last_fixity_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_fixity_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # format identification and validation, recorded at capture and refreshed by the checks
+    puid: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    format_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    identification: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     record: Mapped[Record] = relationship(back_populates="files")
 
 
@@ -297,6 +303,8 @@ class FixityRun(Base):
     checked: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    kind: Mapped[str] = mapped_column(String(16), default="check")  # check (all files) | audit (scheduled batch)
+    repaired: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class FixityResult(Base):
@@ -309,6 +317,8 @@ class FixityResult(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # missing | truncated | altered | unreadable
     expected: Mapped[str] = mapped_column(Text, default="")
     found: Mapped[str] = mapped_column(Text, default="")
+    repaired: Mapped[bool] = mapped_column(Boolean, default=False)
+    repair_note: Mapped[str] = mapped_column(Text, default="")
 
 
 class FilingPlan(Base):
@@ -355,3 +365,65 @@ class CaptureJob(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CheckScheme(Base):
+    """检测方案: for one stage (and optionally one category), which items run, with their parameters and veto flag."""
+
+    __tablename__ = "check_schemes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    stage: Mapped[str] = mapped_column(String(16))
+    category_code: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: every category
+    items: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # item key -> {enabled, veto, params}
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class CheckRun(Base):
+    """One run of a scheme over a target (records, a batch, a package): its verdict and summary per dimension."""
+
+    __tablename__ = "check_runs"
+    __table_args__ = (Index("ix_check_runs_started", "started_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    scheme_id: Mapped[int | None] = mapped_column(ForeignKey("check_schemes.id"), nullable=True)
+    scheme: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the scheme as it was when the run started
+    target_kind: Mapped[str] = mapped_column(String(16))  # record | batch | package
+    target_label: Mapped[str] = mapped_column(String(300))
+    target_key: Mapped[str] = mapped_column(String(200), default="")  # same key = same target, for comparing reruns
+    actor: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)  # 通过 | 不通过
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class CheckRunRecord(Base):
+    """Which records a run concerned (a record page lists its checks)."""
+
+    __tablename__ = "check_run_records"
+    run_id: Mapped[int] = mapped_column(ForeignKey("check_runs.id", ondelete="CASCADE"), primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"), primary_key=True, index=True)
+
+
+class CheckResult(Base):
+    """The result of one item in one run, with its evidence (expected vs found, per record and file)."""
+
+    __tablename__ = "check_results"
+    __table_args__ = (Index("ix_check_results_run", "run_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("check_runs.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(16))
+    item_key: Mapped[str] = mapped_column(String(48))
+    dimension: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(8))
+    veto: Mapped[bool] = mapped_column(Boolean, default=False)
+    checked: Mapped[int] = mapped_column(Integer, default=0)
+    evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    evidence_count: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str] = mapped_column(Text, default="")
