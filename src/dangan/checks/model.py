@@ -91,7 +91,7 @@ class FileUnderCheck:
 
     ref: str                                  # file id, or path inside the package
     name: str
-    role: str = "正文"
+    role: str = "main"                       # main 正文 | attachment 附件 | processing_sheet 处理单 | ...
     size: int | None = None                   # declared size
     sha256: str | None = None                 # declared digests (recorded at capture / listed in the manifest)
     sm3: str | None = None
