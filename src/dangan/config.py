@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     fixity_cycle_days: int = 30
     # how often (minutes) `dangan serve` runs one bounded batch of the fixity audit; 0 turns it off
     fixity_audit_interval_minutes: int = 60
+    # run the 归档环节四性检测 before a record is accepted (filed); a failing veto item refuses the filing
+    filing_checks: bool = True
     # ClamAV daemon for 病毒检测: "unix:/run/clamav/clamd.ctl" or "tcp:127.0.0.1:3310"; empty: not configured
     clamd_address: str = ""
     # SM2 private key (PEM or hex file) that signs exported DA/T 48 packages; empty: a key is made in the data folder

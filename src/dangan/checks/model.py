@@ -122,6 +122,8 @@ class RecordUnderCheck:
     class_key: str | None = None
     seq: int | None = None
     declared_file_count: int | None = None    # how many files the sender said the record has
+    department: tuple[str, str] | None = None  # (code, name) of 机构（问题）
+    parent_code: str | None = None             # 档号 of the 案卷/项目/组 this record belongs to
 
     @property
     def subject(self) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dangan.checks.model import FileUnderCheck
+from dangan.errors import DanganError
 from dangan.formats.results import Identification, Validation
 from dangan.storage.hashing import CHUNK, DualDigest
 
@@ -134,6 +135,11 @@ class Profiler:
         except FileNotFoundError:
             _unlink(spool_path)
             return FileProfile(present=False)
+        except DanganError as e:
+            _unlink(spool_path)
+            if e.code == "BLOB_MISSING":
+                return FileProfile(present=False)
+            return FileProfile(present=True, size=d.size, read_error=e.message[:200])
         except Exception as e:  # unreadable: a finding, not a crash
             _unlink(spool_path)
             return FileProfile(present=True, size=d.size, read_error=f"{type(e).__name__}: {str(e)[:200]}")

@@ -75,6 +75,10 @@ class Dangan:
         self.store = store or open_store(settings.effective_storage_url, settings)
         # called before a record is filed (services.records.run_filing_checks): the 四性检测 engine registers here
         self.filing_checks: list[Callable[..., dict[str, Any]]] = []
+        if settings.filing_checks:
+            from dangan.services.checks import filing_check
+
+            self.filing_checks.append(filing_check)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # plain BEGIN on SQLite: validation reads before a write must not take the write lock
         self.read_sessions = sessionmaker(self.engine.execution_options(dangan_readonly=True), expire_on_commit=False,

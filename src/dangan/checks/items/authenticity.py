@@ -228,6 +228,11 @@ def _code_values(r: Any) -> dict[str, Any]:
     values = dict(r.metadata)
     values.setdefault("fonds_code", r.fonds_code)
     values.setdefault("category_code", r.category_code)
+    if r.department:
+        values.setdefault("department_code", r.department[0])
+        values.setdefault("department_name", r.department[1])
+    if r.parent_code:
+        values.setdefault("parent_code", r.parent_code)
     return values
 
 
@@ -354,16 +359,17 @@ class ContentLinkage(CheckItem):
     dimension = Dimension.AUTHENTICITY
     title = "元数据与内容关联一致性检测"
     purpose = "每条元数据都关联到内容数据，记录的存储位置与内容的实际位置一致"
-    defaults = {"levels_without_files": ["volume", "project", "group"]}
-    param_labels = {"levels_without_files": "本身不带电子文件的层级（案卷、项目、组）"}
+    defaults = {"levels_without_files": ["volume", "project", "group"], "without_files": "warn"}
+    param_labels = {"levels_without_files": "本身不带电子文件的层级（案卷、项目、组）",
+                    "without_files": "没有电子文件的档案（如只有纸质原件）：warn 警告 / fail 不通过"}
 
     def check(self, ctx: CheckContext, out: Findings) -> None:
         for r in ctx.records:
             out.checked += 1
             if not r.files:
                 if r.level not in ctx.params["levels_without_files"]:
-                    out.fail("该档案没有关联任何电子文件（内容数据）", expected="至少 1 个电子文件", found="0 个",
-                             **rec_kw(r))
+                    add = out.fail if ctx.params["without_files"] == "fail" else out.warn
+                    add("该档案没有关联任何电子文件（内容数据）", expected="至少 1 个电子文件", found="0 个", **rec_kw(r))
                 continue
             for f in r.files:
                 if not ctx.env.blob_exists(f):
