@@ -5,7 +5,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from dangan.storage.hashing import DualDigest
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,28 @@ class BlobStore(abc.ABC):
 
     def describe(self) -> str:
         return self.url
+
+    def replace_corrupt(self, key: str, stream: BinaryIO, *, size: int, sm3: str) -> BlobInfo:
+        """Repair only (fixity audit): write `stream` at `key` over a blob whose content no longer matches its key
+        (altered, truncated, missing). The one exception to write-once, because the bytes written are exactly the
+        ones the key names: the content is spooled and hashed first and replaces the blob atomically only if its
+        SHA-256 is the key's, its SM3 is `sm3` and its size is `size`; otherwise StorageError(REPAIR_MISMATCH)
+        and the blob is left as it was."""
+        from dangan.errors import StorageError
+
+        raise StorageError(f"存储 {self.describe()} 不支持修复内容", code="REPAIR_UNSUPPORTED")
+
+
+def check_repair_content(key: str, digest: DualDigest, size: int, sm3: str) -> None:
+    """Refuse repair content that is not exactly what `key` names (see BlobStore.replace_corrupt)."""
+    from dangan.errors import StorageError
+
+    if key == key_for(digest.sha256) and digest.size == size and digest.sm3 == sm3:
+        return
+    raise StorageError(
+        f"用于修复 {key} 的内容与登记的固化信息不符（应为 {size} 字节，实际 {digest.size} 字节；"
+        f"SHA-256 {digest.sha256[:16]}…），未写入",
+        code="REPAIR_MISMATCH",
+        detail={"key": key, "expected": {"size": size, "sha256": key.rsplit("/", 1)[-1], "sm3": sm3},
+                "found": {"size": digest.size, "sha256": digest.sha256, "sm3": digest.sm3}},
+    )

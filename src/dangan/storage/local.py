@@ -11,7 +11,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from dangan.errors import StorageError, UploadIncomplete
-from dangan.storage.base import BlobInfo, BlobStore, StoredObject, key_for
+from dangan.storage.base import BlobInfo, BlobStore, StoredObject, check_repair_content, key_for
 from dangan.storage.hashing import CHUNK, DualDigest
 
 
@@ -106,6 +106,36 @@ class LocalBlobStore(BlobStore):
         with contextlib.suppress(FileNotFoundError):
             os.chmod(p, 0o644)
             p.unlink()
+
+    def replace_corrupt(self, key: str, stream: BinaryIO, *, size: int, sm3: str) -> BlobInfo:
+        """Repair only: temp file + fsync, digests checked, then rename over the damaged blob (atomic)."""
+        final = self._path(key)
+        digest = DualDigest()
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="upload-repair-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    try:
+                        chunk = stream.read(CHUNK)
+                    except (OSError, ValueError) as e:
+                        raise StorageError(f"读取用于修复 {key} 的内容时中断（已读 {digest.size} 字节）：{e}",
+                                           code="REPAIR_SOURCE_UNREADABLE") from e
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            check_repair_content(key, digest, size, sm3)
+            _make_dirs(final.parent)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+            return BlobInfo(key, digest.sha256, digest.sm3, digest.size, False, digest.head)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
     def sweep_temporary(self, older_than: float) -> int:
         n = 0
