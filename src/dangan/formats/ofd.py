@@ -46,6 +46,7 @@ MAX_XML_BYTES = 64 * 1024 * 1024           # an XML part is held in memory to be
 MAX_SIGNED_VALUE_BYTES = 16 * 1024 * 1024
 MAX_LISTED = 8                             # names quoted in one message
 _CHUNK = 256 * 1024
+_CACHE_BYTES = 32 * 1024 * 1024            # parts kept in memory for re-use within one validation
 
 _DIGESTS: dict[str, str] = {
     ses.SM3: "sm3", ses.SM3_PLAIN: "sm3", "SM3": "sm3",
@@ -155,6 +156,7 @@ class _Package:
         self.read_total = 0
         self.xml_cache: dict[str, etree._Element | None] = {}
         self.raw_cache: dict[str, bytes] = {}
+        self.cached_bytes = 0
         self._index()
 
     # -- entries -------------------------------------------------------------
@@ -217,12 +219,7 @@ class _Package:
 
     def open_chunks(self, name: str) -> Iterator[bytes]:
         """Inflate an entry in chunks, within the per-entry and total budgets."""
-        entry = self.files[name]
-        info = entry.info
-        if info.file_size > MAX_ENTRY_BYTES:
-            raise _Refused(f"{name} 声明的解压大小为 {info.file_size} 字节，超过单个部件上限 {MAX_ENTRY_BYTES}，拒绝解压（疑似 ZIP 炸弹）")
-        if self.read_total + info.file_size > MAX_TOTAL_BYTES:
-            raise _Refused(f"读取 {name} 会使解压总量超过上限 {MAX_TOTAL_BYTES} 字节，拒绝解压（疑似 ZIP 炸弹）")
+        info = self._check_declared(name)
         got = 0
         with self.zf.open(info) as fh:
             while True:
@@ -237,15 +234,25 @@ class _Package:
                     raise _Refused(f"解压总量超过上限 {MAX_TOTAL_BYTES} 字节，拒绝继续解压（疑似 ZIP 炸弹）")
                 yield chunk
 
+    def _check_declared(self, name: str) -> zipfile.ZipInfo:
+        info = self.files[name].info
+        if info.file_size > MAX_ENTRY_BYTES:
+            raise _Refused(f"{name} 声明的解压大小为 {info.file_size} 字节，超过单个部件上限 {MAX_ENTRY_BYTES}，"
+                           "拒绝解压（疑似 ZIP 炸弹）")
+        if self.read_total + info.file_size > MAX_TOTAL_BYTES:
+            raise _Refused(f"读取 {name} 会使解压总量超过上限 {MAX_TOTAL_BYTES} 字节，拒绝解压（疑似 ZIP 炸弹）")
+        return info
+
     def read(self, name: str, limit: int) -> bytes:
         if name in self.raw_cache:
             return self.raw_cache[name]
-        size = self.files[name].info.file_size
+        size = self._check_declared(name).file_size
         if size > limit:
             raise _Refused(f"{name} 大小为 {size} 字节，超过该类部件的上限 {limit}，拒绝读取")
         data = b"".join(self.open_chunks(name))
-        if len(self.raw_cache) < 256 and len(data) < 4 * 1024 * 1024:
+        if self.cached_bytes + len(data) <= _CACHE_BYTES:
             self.raw_cache[name] = data
+            self.cached_bytes += len(data)
         return data
 
     def problem_reading(self, name: str, exc: BaseException) -> str:
@@ -455,7 +462,7 @@ def _validate(path: str, v: Validation) -> None:
                 if sig_part:
                     sig_lists.append((sig_part, doc_dir))
         v.details["documents"] = documents
-        v.page_count = pages_total if documents else None
+        v.page_count = pages_total if any(d["pages"] is not None for d in documents) else None
         infra: set[str] = set()
         parsed: list[_Sig] = []
         for sig_part, doc_dir in sig_lists:
