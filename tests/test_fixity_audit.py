@@ -183,6 +183,45 @@ def test_permission_is_the_fixity_check_right(app: Dangan) -> None:
     assert fa.audit_batch(app, allowed)["ok"]
 
 
+def test_an_unreachable_store_stops_the_batch_without_a_verdict(app: Dangan, admin: Actor,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    add_files(app, admin, 3)
+    assert fa.audit_batch(app, admin, limit=1)["checked"] == 1  # files[0] verified once, before the outage
+    before = outcomes(app)
+    down = StorageError("读取内容失败：无法连接对象存储 http://10.0.0.9:9000（ConnectTimeoutError）", code="S3_UNAVAILABLE")
+
+    def unreachable(key: str) -> None:
+        raise down
+
+    monkeypatch.setattr(app.store, "open", unreachable)
+    monkeypatch.setattr(app.store, "exists", unreachable)
+    rep = fa.audit_batch(app, admin)
+    assert (rep["checked"], rep["drift"], rep["ok"], rep["verdict"]) == (0, 0, False, "error")
+    assert rep["error"] == (f"存储 {app.store.url} 无法访问，本批在第 1 个文件处中止：{down.message}")
+    assert outcomes(app) == before  # nobody is told a file is missing when the store is merely down
+    ev = list_events(app, admin, action="fixity.audit", audit_the_view=False)[0]
+    assert ev["outcome"] == "error" and ev["detail"]["error"] == rep["error"]
+    monkeypatch.setattr(LocalBlobStore, "open", lambda self, key: unreachable(key))  # the CLI opens its own store
+    monkeypatch.setattr(LocalBlobStore, "exists", lambda self, key: unreachable(key))
+    r = cli_run(app.settings.data_dir, "audit")
+    assert r.exit_code == 1 and "✗ 存储 file://" in r.flat and "无法访问，本批在第 1 个文件处中止" in r.flat
+
+
+def test_a_blob_that_cannot_be_opened_is_unreadable(app: Dangan, admin: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = add_files(app, admin, 2)
+    real_open = app.store.open
+
+    def open_(key: str):
+        if key == files[1]["storage_key"]:
+            raise PermissionError(13, "Permission denied", key)
+        return real_open(key)
+
+    monkeypatch.setattr(app.store, "open", open_)
+    rep = fa.audit_batch(app, admin)
+    assert rep["checked"] == 2 and [(g["file_id"], g["outcome"]) for g in rep["findings"]] == [(files[1]["id"], "unreadable")]
+    assert rep["findings"][0]["found"] == {"error": f"[Errno 13] Permission denied: '{files[1]['storage_key']}'"}
+
+
 # ---------------------------------------------------------------- repair
 
 
@@ -334,12 +373,35 @@ def test_status_counts_the_cycle_runs_and_outstanding_drift(app: Dangan, admin: 
 
 def test_two_batches_never_run_at_once(app: Dangan, admin: Actor) -> None:
     add_files(app, admin, 2)
+    assert fa.audit_running(app) is False
     with fa._exclusive(app) as mine:
-        assert mine
+        assert mine and fa.audit_running(app) and fa.audit_status(app)["audit_running"] is True
         with pytest.raises(Conflict) as e:
             fa.audit_batch(app, admin)
         assert e.value.code == "FIXITY_AUDIT_RUNNING"
+    assert fa.audit_status(app)["audit_running"] is False
     assert fa.audit_batch(app, admin)["checked"] == 2
+
+
+@pytest.mark.postgres
+def test_on_postgresql_servers_sharing_the_database_exclude_each_other(pg_app: Dangan, admin: Actor,
+                                                                       pg_url: str, tmp_path: Path) -> None:
+    files = add_files(pg_app, admin, 3)
+    pg_app.settings.replica_storage_url = (tmp_path / "replica").as_uri()
+    fa.replicate(pg_app, admin)
+    damage(pg_app.store, files)
+    other = Dangan(load_settings(tmp_path / "other-server", database_url=pg_url))  # its own data folder
+    try:
+        with fa._exclusive(pg_app), pytest.raises(Conflict):
+            fa.audit_batch(other, admin)  # the file lock is not shared, the advisory lock is
+        rep = fa.audit_batch(pg_app, admin)
+        assert (rep["drift"], rep["repaired"], rep["ok"]) == (3, 3, True)
+        st = fa.audit_status(other)
+        assert st["drift_outstanding"] == 0 and st["verified_within_cycle"] == 3 and st["last_audit"]["repaired"] == 3
+        with reading(pg_app) as s:
+            assert audit.verify_chain(s).ok
+    finally:
+        other.close()
 
 
 def test_scheduler_runs_a_batch_and_stops_cleanly(app: Dangan, admin: Actor) -> None:

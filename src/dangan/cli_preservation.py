@@ -54,11 +54,13 @@ def fixity_audit(
             _table("有问题的文件", ["文件 ID", "档号", "文件名", "问题", "登记", "实际", "修复"],
                    [[f["file_id"], f["archival_code"], f["name"], f["outcome_label"], _short(f["expected"]),
                      _short(f["found"]), ("✓ " if f["repaired"] else "✗ ") + f["repair_note"]] for f in rep["findings"]])
+        if rep["error"]:
+            out.print(f"[bold red]✗ {rep['error']}[/]")
         if rep["unrepaired"]:
             out.print("[bold red]✗ 仍有未修复的问题[/]：请从其他备份恢复，或配置备份存储（DANGAN_REPLICA_STORAGE_URL）后再巡检")
         elif rep["drift"]:
             out.print("[green]✓ 发现的问题均已从备份存储修复并复核通过[/]")
-        else:
+        elif not rep["error"]:
             out.print("[green]✓ 本批文件全部完好[/]")
     if not rep["ok"]:
         raise typer.Exit(1)

@@ -97,6 +97,12 @@ def _exclusive(app: Dangan) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def audit_running(app: Dangan) -> bool:
+    """Is a batch running now (in this process, another one on this machine, or a server on the same database)?"""
+    with _exclusive(app) as free:
+        return not free
+
+
 @contextlib.contextmanager
 def _pg_lock(engine: Engine) -> Iterator[bool]:
     if engine.dialect.name != "postgresql":
@@ -225,8 +231,10 @@ def audit_batch(app: Dangan, actor: Actor, *, limit: int | None = None, progress
                 should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Verify one bounded batch of the most overdue files, repair drift from the replica, record and audit it.
 
-    Returns plain data: run_id, checked, bytes_read, drift, repaired, unrepaired, ok (no unrepaired drift),
-    findings (each with expected and found digests, repaired and repair_note), batch_size, total_files.
+    Returns plain data: run_id, checked, bytes_read, drift, repaired, unrepaired, ok (no unrepaired drift and
+    no error), verdict (ok | repaired | drift | error), error (the store could not be reached: the batch stopped
+    there, files not reached keep their state), findings (each with expected and found digests, repaired and
+    repair_note), batch_size, total_files, stopped (should_stop asked to end early).
     Raises Conflict(FIXITY_AUDIT_RUNNING) if another batch is running; PermissionDenied without fixity.run.
     """
     _guard(app, actor, "fixity.audit")
@@ -252,11 +260,22 @@ def _run_batch(app: Dangan, actor: Actor, limit: int | None, progress: Progress 
     outcomes: dict[str, list[int]] = {}
     checked = bytes_read = 0
     stopped = False
+    aborted: str | None = None
     for f, code in rows:
         if should_stop is not None and should_stop():
             stopped = True
             break
-        outcome, found, n = verify_blob(app, f.storage_key, f.size, f.sha256, f.sm3)
+        try:
+            outcome, found, n = verify_blob(app, f.storage_key, f.size, f.sha256, f.sm3)
+            if outcome == "missing":
+                app.store.exists(f.storage_key)  # "missing", or is the store itself unreachable?
+        except StorageError as e:
+            # the store cannot answer (S3 down, credentials refused): no verdict on this or any further file
+            aborted = f"存储 {_redact(app.store.describe())} 无法访问，本批在第 {checked + 1} 个文件处中止：{e.message}"
+            log.warning("固化信息巡检中止：%s", aborted)
+            break
+        except OSError as e:  # e.g. permission denied on the blob: the content cannot be read
+            outcome, found, n = "unreadable", {"error": str(e)}, 0
         checked += 1
         bytes_read += n
         state = outcome
@@ -281,7 +300,7 @@ def _run_batch(app: Dangan, actor: Actor, limit: int | None, progress: Progress 
             progress(checked, len(rows), bytes_read)
     repaired = sum(1 for fd in findings if fd.repaired)
     unrepaired = len(findings) - repaired
-    verdict = "ok" if not findings else ("repaired" if not unrepaired else "drift")
+    verdict = "error" if aborted else "ok" if not findings else ("repaired" if not unrepaired else "drift")
     with app.uow(actor, "fixity.audit", "fixity_run", str(run_id)) as uow:
         now = utcnow()
         for state, ids in outcomes.items():
@@ -297,12 +316,13 @@ def _run_batch(app: Dangan, actor: Actor, limit: int | None, progress: Progress 
                                          repaired=fd.repaired, repair_note=fd.repair_note))
         uow.audit("fixity.audit", "fixity_run", run_id, outcome=verdict, checked=checked, bytes_read=bytes_read,
                   batch_size=size, total_files=total, drift=len(findings), repaired=repaired, unrepaired=unrepaired,
-                  stopped=stopped,
+                  stopped=stopped, error=aborted or "",
                   drifted=[{"file_id": fd.file_id, "outcome": fd.outcome, "repaired": fd.repaired} for fd in findings[:100]])
     return {"run_id": run_id, "kind": "audit", "started_at": _iso(started), "finished_at": _iso(now),
             "total_files": total, "batch_size": size, "checked": checked, "bytes_read": bytes_read,
-            "drift": len(findings), "repaired": repaired, "unrepaired": unrepaired, "ok": unrepaired == 0,
-            "verdict": verdict, "stopped": stopped, "replica": replica.url or None,
+            "drift": len(findings), "repaired": repaired, "unrepaired": unrepaired,
+            "ok": unrepaired == 0 and not aborted, "verdict": verdict, "stopped": stopped, "error": aborted,
+            "replica": replica.url or None,
             "findings": [fd.as_dict() for fd in findings]}
 
 
@@ -440,6 +460,7 @@ def audit_status(app: Dangan, actor: Actor | None = None, *, runs: int = 10, dri
         "cycle_days": s_.fixity_cycle_days,
         "interval_minutes": s_.fixity_audit_interval_minutes,
         "scheduler_enabled": s_.fixity_audit_interval_minutes > 0,
+        "audit_running": audit_running(app),
         "runs_per_cycle": runs_per_cycle(s_),
         "batch_size": batch_size(total, s_),
         "replica": {"configured": bool(replica_url), "url": _redact(replica_url) if replica_url else None},
