@@ -424,3 +424,118 @@ def test_corpus_is_fast():
     for name in EXPECTED:
         validate_ofd(str(OFD_DIR / name))
     assert time.perf_counter() - started < 5
+
+
+# --------------------------------------------------------------------------- a signature we make ourselves
+
+# A fixed test key whose public X coordinate starts with hex "04": gmssl's CryptSM2 constructor does
+# public_key.lstrip("04") and would corrupt it, so this key checks that the verifier avoids the bug.
+TEST_PRIVATE = "5927d48020cc49c3aceabe8fa087f93486b0c513cf471830df205d556460bef7"
+
+
+def _test_key() -> tuple[str, bytes]:
+    from gmssl import sm2
+
+    xy = sm2.CryptSM2(private_key=TEST_PRIVATE, public_key="00")._kg(int(TEST_PRIVATE, 16), sm2.default_ecc_table["g"])
+    return TEST_PRIVATE, b"\x04" + bytes.fromhex(xy)
+
+
+def _sm2_sign(message: bytes) -> bytes:
+    import hashlib
+
+    from asn1crypto import algos
+    from gmssl import sm2
+
+    from dangan.formats import ses
+
+    priv, pub = _test_key()
+    e = hashlib.new("sm3", ses.sm2_z(pub) + message).digest()
+    signer = sm2.CryptSM2(private_key=priv, public_key="00")
+    signer.public_key = pub[1:].hex()
+    rs = signer.sign(e, "1" * 63 + "7")
+    return algos.DSASignature({"r": int(rs[:64], 16), "s": int(rs[64:], 16)}).dump()
+
+
+def _test_certificate():
+    from asn1crypto import keys, x509
+
+    _, pub = _test_key()
+    name = x509.Name.build({"country_name": "CN", "organization_name": "示范市人民政府办公室", "common_name": "测试签名人"})
+    tbs = x509.TbsCertificate({
+        "version": "v3", "serial_number": 4242,
+        "signature": {"algorithm": "1.2.156.10197.1.501"},
+        "issuer": name, "subject": name,
+        "validity": {"not_before": x509.Time({"utc_time": x509.UTCTime(datetime_(2020))}),
+                     "not_after": x509.Time({"utc_time": x509.UTCTime(datetime_(2040))})},
+        "subject_public_key_info": {
+            "algorithm": {"algorithm": "ec", "parameters": keys.ECDomainParameters(name="named", value="1.2.156.10197.1.301")},
+            "public_key": pub,
+        },
+    })
+    return x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": {"algorithm": "1.2.156.10197.1.501"},
+                             "signature_value": _sm2_sign(tbs.dump())})
+
+
+def datetime_(year: int):
+    from datetime import UTC, datetime
+
+    return datetime(year, 1, 1, tzinfo=UTC)
+
+
+def _signed_data(signature_xml: bytes, with_attrs: bool) -> bytes:
+    import hashlib
+
+    from asn1crypto import cms, core
+
+    from dangan.formats import ses
+
+    cert = _test_certificate()
+    digest = hashlib.new("sm3", signature_xml).digest()
+    signer = {
+        "version": "v1",
+        "sid": cms.SignerIdentifier({"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}}),
+        "digest_algorithm": {"algorithm": "1.2.156.10197.1.401"},
+        "signature_algorithm": {"algorithm": "1.2.156.10197.1.301.1"},
+    }
+    if with_attrs:   # detached content, signed attributes carrying the message digest (RFC 5652 style)
+        attrs = cms.CMSAttributes([{"type": "content_type", "values": ["data"]},
+                                   {"type": "message_digest", "values": [digest]}])
+        signer["signed_attrs"] = attrs
+        signer["signature"] = _sm2_sign(b"\x31" + attrs.dump()[1:])
+        encap = {"content_type": "data"}
+    else:            # GB/T 35275 as ofdrw writes it: the SM3 of Signature.xml is the encapsulated content
+        signer["signature"] = _sm2_sign(digest)
+        encap = {"content_type": "1.2.156.10197.6.1.4.2.1", "content": core.ParsableOctetString(digest)}
+    sd = cms.SignedData({"version": "v1" if with_attrs else "v3", "digest_algorithms": [{"algorithm": "1.2.156.10197.1.401"}],
+                         "encap_content_info": encap, "certificates": [cert], "signer_infos": [signer]})
+    return ses.GMContentInfo({"content_type": "1.2.156.10197.6.1.4.2.2", "content": sd}).dump()
+
+
+def test_gmssl_lstrip_bug_is_avoided():
+    from gmssl import sm2
+
+    from dangan.formats import ses
+
+    _, pub = _test_key()
+    assert pub[1:].hex().startswith("04")
+    sig = _sm2_sign(b"abc")
+    assert ses.sm2_verify(pub, sig, b"abc")
+    assert not ses.sm2_verify(pub, sig, b"abd")
+    naive = sm2.CryptSM2(private_key=None, public_key=pub[1:].hex())
+    assert naive.public_key != pub[1:].hex()       # what the bug does to such a key
+
+
+@pytest.mark.parametrize("with_attrs", [False, True], ids=["gbt35275", "signed-attrs"])
+def test_digital_signature_as_signed_data(tmp_path, with_attrs):
+    src = OFD_DIR / "ofdrw-digital-sign.ofd"
+    sig_xml = _entry(src, "Doc_0/Signs/Sign_0/Signature.xml")
+    good = _rewrite(src, tmp_path / "good.ofd", {"Doc_0/Signs/Sign_0/SignedValue.dat": _signed_data(sig_xml, with_attrs)})
+    v = validate_ofd(str(good))
+    assert v.status == "valid", v.problems
+    (s,) = v.signatures
+    assert (s.signer, s.covers_document, s.digest_valid, s.signature_valid) == ("测试签名人", True, True, True), s.message
+    # Signature.xml changed after signing (here: its date) → the SignedData no longer matches it
+    changed = sig_xml.replace(b"2020-04-22 16:22:44", b"2020-04-23 16:22:44")
+    bad = _rewrite(good, tmp_path / "bad.ofd", {"Doc_0/Signs/Sign_0/Signature.xml": changed})
+    (s,) = validate_ofd(str(bad)).signatures
+    assert s.digest_valid is False and "不一致" in s.message

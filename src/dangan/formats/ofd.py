@@ -258,6 +258,8 @@ class _Package:
     def problem_reading(self, name: str, exc: BaseException) -> str:
         if isinstance(exc, _Refused) and exc.args:
             return str(exc.args[0])
+        if isinstance(exc, (zipfile.BadZipFile, EOFError)):
+            return f"{name} 已损坏，解压或 CRC 校验失败（{exc}）"
         if isinstance(exc, RuntimeError) and "encrypted" in str(exc).lower():
             self.v.encrypted = True
             return f"{name} 已加密，无法读取"

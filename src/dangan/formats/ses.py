@@ -408,7 +408,7 @@ def looks_like_raw_sm2_signature(data: bytes) -> bool:
 # --------------------------------------------------------------------------- SignedData (GB/T 35275, PKCS#7)
 
 
-class _AnySignedDataInfo(core.Sequence):
+class GMContentInfo(core.Sequence):
     """ContentInfo whose content type may be the GM signedData OID that asn1crypto does not know."""
 
     _fields = [
@@ -431,11 +431,17 @@ class SignedDataInfo:
 
 def parse_signed_data(data: bytes) -> SignedDataInfo:
     try:
-        info = _AnySignedDataInfo.load(data, strict=True)
-        ctype = info["content_type"].dotted
+        try:
+            info = GMContentInfo.load(data, strict=True)
+            ctype = info["content_type"].dotted
+            sd = info["content"]
+        except ValueError:
+            # some producers store the SignedData without the ContentInfo wrapper
+            sd = cms.SignedData.load(data, strict=True)
+            ctype = GM_SIGNED_DATA if sd["encap_content_info"]["content_type"].dotted.startswith("1.2.156") \
+                else PKCS7_SIGNED_DATA
         if ctype not in (GM_SIGNED_DATA, PKCS7_SIGNED_DATA):
             raise SesError(f"不是 SignedData（内容类型 {ctype}）")
-        sd = info["content"]
         signer_infos = sd["signer_infos"]
         if len(signer_infos) == 0:
             raise SesError("SignedData 没有签名者信息")
