@@ -24,7 +24,9 @@ import binascii
 import hashlib
 import posixpath
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,6 +64,11 @@ _SIG_ALGS: dict[str, str] = {
 
 class _Refused(Exception):
     """An entry or the whole package goes over a budget."""
+
+
+# What reading one damaged entry can raise; the entry is reported and the validation goes on.
+_READ_ERRORS = (_Refused, zipfile.BadZipFile, zlib.error, OSError, RuntimeError, EOFError, ValueError,
+                NotImplementedError, struct.error)
 
 
 def _xml_parser() -> etree.XMLParser:
@@ -258,7 +265,7 @@ class _Package:
     def problem_reading(self, name: str, exc: BaseException) -> str:
         if isinstance(exc, _Refused) and exc.args:
             return str(exc.args[0])
-        if isinstance(exc, (zipfile.BadZipFile, EOFError)):
+        if isinstance(exc, (zipfile.BadZipFile, EOFError, zlib.error, struct.error)):
             return f"{name} 已损坏，解压或 CRC 校验失败（{exc}）"
         if isinstance(exc, RuntimeError) and "encrypted" in str(exc).lower():
             self.v.encrypted = True
@@ -275,7 +282,7 @@ class _Package:
         complaints: list[str] = []
         try:
             data = self.read(name, MAX_XML_BYTES)
-        except (_Refused, zipfile.BadZipFile, OSError, RuntimeError, EOFError, ValueError) as exc:
+        except _READ_ERRORS as exc:
             complaints.append(self.problem_reading(name, exc))
             data = None
         if data is None:
@@ -403,7 +410,7 @@ def validate_ofd(path: str) -> Validation:
 def _validate(path: str, v: Validation) -> None:
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, struct.error) as exc:
         v.problems.append(f"不是可以打开的 ZIP 包（OFD 以 ZIP 封装）：{exc}")
         return
     with zf:
@@ -732,12 +739,12 @@ def _check_signature(pkg: _Package, sig: _Sig, infra: set[str]) -> SignatureChec
     else:
         try:
             signed_value = pkg.read(sig.signed_value, MAX_SIGNED_VALUE_BYTES)
-        except (_Refused, zipfile.BadZipFile, OSError, RuntimeError, EOFError, ValueError) as exc:
+        except _READ_ERRORS as exc:
             notes.append(pkg.problem_reading(sig.signed_value, exc))
     signature_xml: bytes | None = None
     try:
         signature_xml = pkg.read(sig.signature_xml, MAX_XML_BYTES)
-    except (_Refused, zipfile.BadZipFile, OSError, RuntimeError, EOFError, ValueError) as exc:
+    except _READ_ERRORS as exc:
         notes.append(pkg.problem_reading(sig.signature_xml, exc))
 
     # Who signed, and with what key: from the SES structure or the SignedData.
@@ -786,7 +793,7 @@ def _check_signature(pkg: _Package, sig: _Sig, infra: set[str]) -> SignatureChec
             continue
         try:
             actual = _digest_of(pkg, part, sig.check_method, signer_key)
-        except (_Refused, zipfile.BadZipFile, OSError, RuntimeError, EOFError, ValueError) as exc:
+        except _READ_ERRORS as exc:
             mismatched.append(f"{part}（{pkg.problem_reading(part, exc)}）")
             continue
         if actual is None:
@@ -907,7 +914,7 @@ def _check_ses(pkg: _Package, sig: _Sig, s: ses.SesSignature, signature_xml: byt
     if sig.seal_file:
         try:
             esl = pkg.read(sig.seal_file, MAX_SIGNED_VALUE_BYTES)
-        except (_Refused, zipfile.BadZipFile, OSError, RuntimeError, EOFError, ValueError) as exc:
+        except _READ_ERRORS as exc:
             esl = None
             notes.append(pkg.problem_reading(sig.seal_file, exc))
         if esl is not None and esl != s.seal.raw:
@@ -1019,7 +1026,7 @@ def _check_integrity(pkg: _Package, files: set[str]) -> SignatureCheck:
         except ses.SesError as exc:
             notes.append(f"签名值无法解析：{exc}")
             sig_ok = False
-        except (_Refused, zipfile.BadZipFile, OSError, RuntimeError, EOFError, ValueError) as exc:
+        except _READ_ERRORS as exc:
             notes.append(pkg.problem_reading(sv_part, exc))
     notes.append("清单只列出文件名、不含各文件杂凑值：能发现增删文件，不能发现文件内容被修改")
     check.covers_document = False
