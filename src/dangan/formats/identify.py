@@ -494,22 +494,22 @@ def _container_ident(key: str, *, version: str | None = None, basis: str = "cont
 
 
 def _is_ofd(names: list[str], read: Callable[[str], bytes]) -> tuple[bool, list[str]]:
-    try:
-        from dangan.formats import ofd  # another module, written alongside this one
-
-        return bool(ofd.looks_like_ofd(names, read)), []
-    except (ImportError, AttributeError):
-        pass
-    except Exception:  # noqa: BLE001 - fall back to the plain rule below
-        pass
     root = [n for n in names if n.lower() == "ofd.xml"]
     if not root:
         return False, []
     try:
-        head = read(root[0])[:4096]
-    except Exception:  # noqa: BLE001
-        return True, ["无法读取 OFD.xml"]
-    if b"ofdspec.org" not in head:
+        head = read(root[0])
+    except Exception:  # noqa: BLE001 - only the first bytes are known (identify_head): the name decides
+        return True, ["OFD.xml 未能读取（只有文件开头的字节），按包结构推定为 OFD"]
+    try:
+        from dangan.formats import ofd  # written alongside this module: the namespace and root element rule
+
+        if ofd.looks_like_ofd(names, lambda n: head if n == root[0] else read(n)):
+            return True, []
+        return True, ["OFD.xml 的根元素不是 http://www.ofdspec.org/2016 命名空间中的 ofd:OFD，按包结构推定为 OFD"]
+    except (ImportError, AttributeError):
+        pass
+    if b"ofdspec.org" not in head[:4096]:
         return True, ["OFD.xml 中没有 http://www.ofdspec.org/2016 命名空间"]
     return True, []
 
@@ -581,9 +581,8 @@ def _zip_ident_file(path: str, head: bytes) -> tuple[Identification, set[str]]:
     if got is not None:
         return got
     fam = FAMILIES["zip"]
-    ident, exts = _family_ident(fam, head, None)
-    return Identification(mime=fam.mime, format_name=fam.label, puid="x-fmt/263", version=None, basis="container",
-                          warnings=()), exts
+    return (Identification(mime=fam.mime, format_name=fam.label, puid="x-fmt/263", basis="container"),
+            _expected_exts("x-fmt/263", fam))
 
 
 def _zip_ident_head(head: bytes, warnings: list[str] | None = None) -> tuple[Identification, set[str]]:
