@@ -48,9 +48,9 @@ def _record(**md_overrides: object) -> RecordUnderCheck:
         ref="OA-2024-000123", title=TITLE, archival_code="Z109-WS·2024-D30-BGS-0012", fonds_code="Z109",
         metadata=md,
         files=[
-            FileUnderCheck(ref="f1", name="正文.pdf", role="正文", size=len(MAIN),
+            FileUnderCheck(ref="f1", name="正文.pdf", role="main", size=len(MAIN),
                            sha256=hashlib.sha256(MAIN).hexdigest(), format_name="PDF 1.7", opener=_opener(MAIN)),
-            FileUnderCheck(ref="f2", name="附件 1.txt", role="附件", size=len(ATTACHMENT), opener=_opener(ATTACHMENT)),
+            FileUnderCheck(ref="f2", name="附件 1.txt", role="attachment", size=len(ATTACHMENT), opener=_opener(ATTACHMENT)),
         ],
     )
 

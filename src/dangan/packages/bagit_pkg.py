@@ -264,7 +264,9 @@ def _build(records: list[RecordUnderCheck], root: Path, info: dict[str, str], or
             "format": RECORD_FORMAT, "version": 1, "ref": rec.ref, "archival_code": rec.archival_code,
             "title": rec.title, "level": rec.level, "state": rec.state, "fonds_code": rec.fonds_code,
             "category_code": rec.category_code, "class_key": rec.class_key, "seq": rec.seq,
-            "record_id": rec.record_id, "metadata": _json_safe(rec.metadata or {}), "files": entries,
+            "record_id": rec.record_id, "department": list(rec.department) if rec.department else None,
+            "parent_code": rec.parent_code, "declared_file_count": len(entries),
+            "metadata": _json_safe(rec.metadata or {}), "files": entries,
         }
         meta_path = data / folder / METADATA_FILE
         meta_path.write_bytes(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False).encode() + b"\n")

@@ -10,7 +10,7 @@ chunks: memory does not grow with the size of a file. `capture.eep.parse_eep` re
 
 Metadata (dangan field code → DA/T 46 element): 档号 carries the whole archival code as its leading text
 (the XSD makes 档号 mixed content) followed by 全宗号 (fonds_code), 目录号 (catalogue_no), 年度 (year, else the
-year of date), 保管期限 (retention_period written as 永久 / 定期30年 …), 机构或问题 (department or department_code), 类别号
+year of date), 保管期限 (retention_period written as 永久 / 定期30年 …), 机构或问题 (department, department_code or the record's department), 类别号
 (class_code), 室编案卷号 (volume_no), 室编件号 (seq, else item_no, else the trailing number of the 档号), 页号
 (page_no); 内容描述: 题名, 并列题名 (parallel_title), 副题名 (subtitle), 说明题名文字 (title_note), 主题词
 (keywords, one element each), 人名 (persons), 摘要 (abstract), 分类号 (classification), 文件编号 (doc_number),
@@ -91,7 +91,10 @@ _ROOT = "电子文件封装包"
 _SIGNED = "被签名对象"
 _B64_LINE = 57                  # bytes per 76-character Base64 line
 _B64_CHUNK = _B64_LINE * 18396  # ≈ 1 MiB of content per write
-_MAIN_ROLES = {"正文", "main", "主文档", "主件", "原文"}
+_MAIN_ROLES = {"main", "正文", "主文档", "主件"}
+# dangan's file roles (services.views.ROLE_LABELS, not imported: that pulls in the database layer)
+ROLE_LABELS = {"main": "正文", "attachment": "附件", "processing_sheet": "处理单", "layout": "版式文件",
+               "original": "原始格式", "draft": "定稿", "other": "其他"}
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _MAPPED = {
     "title", "year", "date", "retention_period", "responsible", "doc_number", "security_level", "secrecy_period",
@@ -425,7 +428,7 @@ def _entity_metadata(t: _Tree, record: RecordUnderCheck, plan: _Plan, unit: str,
     t.opt("目录号", v("catalogue_no"))
     t.leaf("年度", f"{plan.year:04d}")
     t.leaf("保管期限", plan.retention)
-    t.opt("机构或问题", v("department") or v("department_code"))
+    t.opt("机构或问题", v("department") or v("department_code") or (record.department[0] if record.department else ""))
     t.opt("类别号", v("class_code"))
     t.opt("室编案卷号", v("volume_no"))
     t.leaf("室编件号", plan.item_no)
@@ -485,7 +488,7 @@ def _file_data(t: _Tree, o: _Out, plan: _Plan) -> list[dict[str, Any]]:
         t.leaf("文档标识符", f"DOC-{i}")
         t.leaf("文档序号", i)
         t.leaf("文档主从声明", role)
-        t.opt("题名", (f.role or "").strip())
+        t.opt("题名", ROLE_LABELS.get((f.role or "").strip(), (f.role or "").strip()))
         t.open("文档数据", {"文档数据ID": f"DOCDATA-{i}"})
         t.open("编码", {"编码ID": f"ENC-{i}"})
         t.open("电子属性")
