@@ -103,7 +103,8 @@ def _plain_warning(msg: str) -> str:
 def _msg(e: BaseException) -> str:
     s = str(e) or type(e).__name__
     table = {"image file is truncated": "图像数据被截断", "broken data stream": "图像数据流损坏",
-             "Missing dimensions": "缺少图像尺寸", "cannot identify image file": "无法识别图像文件"}
+             "Missing dimensions": "缺少图像尺寸", "cannot identify image file": "无法识别图像文件",
+             "decoder error": "图像数据解码出错，数据已损坏"}
     for k, zh in table.items():
         if k in s:
             return f"{zh}（{s[:160]}）"

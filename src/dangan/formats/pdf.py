@@ -49,6 +49,8 @@ def _classify(msg: str) -> tuple[str, str]:
         return "warning", "线性化（快速网页查看）提示表与文件内容不一致；不影响内容，阅读器会忽略"
     if "xref not found" in m or "reconstruct" in m or "file is damaged" in m or "xref" in m:
         return "warning", "交叉引用表损坏，qpdf 已自动重建，未见内容丢失；建议修复后重新归档"
+    if "repairing" in m or "repaired" in m:
+        return "warning", f"文件结构有缺陷，qpdf 已自动修复（{msg}）"
     if "inline image" in m or ("content" in m and "parse error" in m):
         return "problem", f"页面内容流有语法错误，页面可能显示不全（{msg}）"
     if "decod" in m or "bad code" in m:
