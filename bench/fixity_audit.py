@@ -9,7 +9,7 @@ Setup (not measured): one record, N small blobs put through the blob store and t
 
 Measured:
 - baseline: read + SHA-256 + SM3 of every blob in one thread, straight from the store folder (what any script
-  re-hashing the archive would do);
+  re-hashing the archive would do), warm page cache, the better of a run before and one after the audit;
 - `audit_batch` with a limit of all files: the same reading and hashing plus picking the due files, updating
   last_fixity_at, the run row and its audit event; the ratio to the baseline is the overhead of bookkeeping;
 - the scheduled batch size (30 days, hourly) and the time of one such batch;
@@ -128,10 +128,12 @@ def main() -> int:
         print(f"setup: {total_files} files on {args.engine} in {time.perf_counter() - t:.1f} s (not measured)")
         admin = Actor.admin()
 
+        baseline(app)  # warm the page cache: every measured pass reads from memory, not the first one only
         b_s, b_bytes = baseline(app)
         a = time.perf_counter()
         rep = fa.audit_batch(app, admin, limit=total_files)
         a_s = time.perf_counter() - a
+        b_s = min(b_s, baseline(app)[0])  # the better of the baselines before and after
         assert rep["ok"] and rep["checked"] == total_files, rep
         print(f"baseline re-hash    : {total_files / b_s:10,.0f} files/s  {b_bytes / b_s / 1e6:8.1f} MB/s  ({b_s:.2f} s)")
         print(f"audit, all files    : {total_files / a_s:10,.0f} files/s  {rep['bytes_read'] / a_s / 1e6:8.1f} MB/s  "
