@@ -361,13 +361,19 @@ def _read_manifest(src: _Source, name: str, alg: str, pkg: PackageUnderCheck, pa
     return out
 
 
+class _Missing(Exception):
+    pass
+
+
 def _read_bag(src: _Source, pkg: PackageUnderCheck) -> list[RecordUnderCheck]:
     files = src.files
     pkg.kind = "bagit"
     own = ["bagit.txt"]
     # bagit.txt
     try:
-        raw = src.read("bagit.txt", _MAX_TAG_FILE) or b""
+        raw = src.read("bagit.txt", _MAX_TAG_FILE)
+        if raw is None:
+            raise _Missing()
         if raw.startswith(b"\xef\xbb\xbf"):
             pkg.structure_problems.append(_problem("bagit.txt 以 UTF-8 BOM 开头，不符合 BagIt 规范",
                                                    subject="bagit.txt", file_ref="bagit.txt"))
@@ -386,6 +392,8 @@ def _read_bag(src: _Source, pkg: PackageUnderCheck) -> list[RecordUnderCheck]:
             pkg.structure_problems.append(_problem(
                 f"标签文件编码为“{encoding}”，本系统按 UTF-8 读取", subject="bagit.txt", file_ref="bagit.txt",
                 expected="UTF-8", found=encoding, outcome=Outcome.WARN))
+    except _Missing:
+        pass  # reported by the caller
     except (OSError, ValueError, ValidationFailed) as e:
         pkg.structure_problems.append(_problem(f"bagit.txt 无法读取：{e}", subject="bagit.txt", file_ref="bagit.txt"))
     # bag-info.txt
@@ -871,6 +879,12 @@ def open_package(path: Path, *, eep_xsd: Path | None = None, workdir: Path | Non
 def _finish(src: _Source, pkg: PackageUnderCheck) -> tuple[PackageUnderCheck, list[RecordUnderCheck]]:
     pkg.structure_problems.extend(src.problems)
     root = _find_bag_root(src)
+    if root is None and any(p.startswith("data/") for p in src.files) and any(
+            _MANIFEST_RE.match(p) for p in src.files if "/" not in p):
+        pkg.structure_problems.append(_problem("有 data/ 目录和 manifest 清单，但缺少 bagit.txt，不是完整的 BagIt 包",
+                                               subject="bagit.txt", file_ref="bagit.txt", expected="bagit.txt",
+                                               found="无"))
+        root = ""
     if root is not None:
         if root:
             src, outside = _sub_source(src, root)
