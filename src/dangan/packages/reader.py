@@ -807,7 +807,6 @@ def _read_eep(path: Path, pkg: PackageUnderCheck, eep_xsd: Path | None, workdir:
     pkg.declared_counts = {"records": 1, "files": len(eep.files)}
     if sizes_known and eep.files:
         pkg.declared_counts["bytes"] = declared_total
-    pkg._eep = eep  # type: ignore[attr-defined]  # keeps the spooled data alive as long as the package
     return [rec]
 
 

@@ -25,7 +25,6 @@ supported. Public keys are exchanged as SubjectPublicKeyInfo (DER or `BEGIN PUBL
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import logging
 import os
@@ -412,10 +411,3 @@ def load_or_create_signer(path: Path) -> Sm2Signer:
         pass
     return Sm2Signer.load(path)
 
-
-def parse_signature_b64(text: str) -> bytes | None:
-    """Base64 text of an element (签名结果) to bytes; None when it is not valid base64."""
-    try:
-        return binascii.a2b_base64(re.sub(r"\s+", "", text).encode("ascii"), strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        return None
