@@ -652,6 +652,8 @@ class _Scanner:
             self.p.Parse(b"", True)
         except expat.ExpatError as e:
             raise _Malformed(e.lineno, expat.errors.messages.get(e.code, str(e))) from None
+        except ValueError as e:  # pyexpat: "multi-byte encodings are not supported" (GBK, GB18030 …)
+            raise _Malformed(self.p.CurrentLineNumber, f"不支持的字符编码（{e}），请以 UTF-8 生成封装包") from None
 
     def _to_signed(self, data: bytes) -> None:
         for sink in self.signed_sinks:
@@ -831,13 +833,32 @@ def _scan(source: Path | str | BinaryIO, scanner: _Scanner) -> None:
             src.close()
 
 
+_SIGNATURE_MARKERS = tuple("<电子签名块".encode(enc) for enc in ("utf-8", "gb18030"))
+
+
+def _mentions_signature(source: Path | str | BinaryIO) -> bool:
+    """Whether the raw bytes contain a 电子签名块 start tag (UTF-8 or GB18030), read in chunks."""
+    src, own = _open_source(source)
+    tail = b""
+    try:
+        while chunk := src.read(_READ):
+            window = tail + chunk
+            if any(m in window for m in _SIGNATURE_MARKERS):
+                return True
+            tail = window[-32:]
+        return False
+    finally:
+        if own:
+            src.close()
+
+
 def verify_eep_signatures(
     path: Path | str | BinaryIO, *, trusted_keys: Iterable[bytes] | None = None
 ) -> list[SignatureCheck]:
     """Check every 电子签名 (over 被签名对象) and 锁定签名 (over the 电子签名 it names) of an EEP.
 
     Returns one SignatureCheck (kind "eep") per signature, in document order; [] when the package is not
-    signed. signature_valid is False when the signature does not verify (content changed after signing, or
+    signed (also when it cannot be parsed but has no 电子签名块 at all). signature_valid is False when the signature does not verify (content changed after signing, or
     the block was tampered with), None when the algorithm is not SM2. `trusted_keys` (public keys in any form
     `Sm2Verifier.from_any` reads): when given, a valid signature by a key not among them is reported as not
     valid. A package that is not well-formed XML gives one failing check; a DOCTYPE raises ValidationFailed
@@ -849,6 +870,8 @@ def verify_eep_signatures(
     try:
         _scan(path, first)
     except _Malformed as e:
+        if not _mentions_signature(path):  # e.g. a GBK-encoded package expat cannot read, without signatures
+            return []
         return [SignatureCheck(kind="eep", signature_valid=False, covers_document=None,
                                message=f"封装包不是格式正确的 XML（第 {e.line} 行：{e.message}），无法验证电子签名")]
     if not first.sigs:
