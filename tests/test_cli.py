@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from dangan.cli import app as cli
 from dangan.db.models import AuditEvent
+from dangan.demo.documents import make_pdf
 
 runner = CliRunner()
 
@@ -45,7 +46,7 @@ def test_init_demo_and_queries(data):
     shown = js(data, "record", "show", filed[0]["archival_code"])
     assert shown["files"] and shown["files"][0]["sm3"]
     assert js(data, "category", "show", "KU")["levels"] == ["volume", "item"]
-    assert js(data, "storage", "info", user=None)["schema_revision"] == "0003"
+    assert js(data, "storage", "info", user=None)["schema_revision"] == "0004"
 
 
 def test_init_is_idempotent(data):
@@ -173,8 +174,8 @@ def test_import_submit_accept_catalogue(data, tmp_path):
     wb.save(cat)
     files = tmp_path / "files"
     files.mkdir()
-    (files / "a.pdf").write_bytes(b"%PDF-1.4\n a")
-    (files / "b.pdf").write_bytes(b"%PDF-1.4\n b")
+    (files / "a.pdf").write_bytes(make_pdf("命令行导入的通知", ["a"]))
+    (files / "b.pdf").write_bytes(make_pdf("日期有误的通知", ["b"]))
     args = ["import", str(cat), "--files", str(files), "--fonds", "Z109", "--category", "WS", "--department", "BGS"]
     before = js(data, "record", "list", "--fonds", "Z109", "--category", "WS")["total"]
     r = run(data, *args, "--dry-run")

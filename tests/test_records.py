@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dangan.db.models import AuditEvent, File, Record
+from dangan.demo.documents import make_pdf
 from dangan.errors import Conflict, NotFound, StateError, UploadIncomplete, ValidationFailed
 from dangan.services.audit import verify_chain
 from dangan.services.files import NewFile, add_files, remove_file
@@ -145,7 +146,8 @@ def test_duplicate_upload_refused_but_content_shared_between_records(app, admin)
 
 
 def test_filed_content_is_write_once(app, admin):
-    r = create_record(app, admin, ws(), [NewFile("正文.pdf", io.BytesIO(b"v1"))], )
+    # real PDFs: filing runs the 归档环节四性检测, which refuses content that does not open
+    r = create_record(app, admin, ws(), [NewFile("正文.pdf", io.BytesIO(make_pdf("通知", ["v1"])))])
     transition(app, admin, r["id"], "filed")
     with pytest.raises(StateError) as ei:
         remove_file(app, admin, r["files"][0]["id"])

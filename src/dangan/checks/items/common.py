@@ -103,14 +103,31 @@ def looks_garbled(s: str) -> str | None:
     if m:
         return m.group(0)
     for chunk in re.findall(r"[^\x00-\x7f]{2,}", s):
-        for enc in ("gbk", "latin-1"):
+        for enc, plausible in (("gbk", _plausible_chinese), ("latin-1", _plausible_latin)):
             try:
-                fixed = chunk.encode(enc).decode("utf-8")
-            except (UnicodeEncodeError, UnicodeDecodeError):
+                raw = chunk.encode(enc)
+            except UnicodeEncodeError:
                 continue
-            if fixed != chunk and any(ord(c) > 0x7f for c in fixed):
+            fixed = raw.decode("utf-8", errors="replace")
+            if fixed != chunk and plausible(fixed):
                 return chunk
     return None
+
+
+def _cjk(c: str) -> bool:
+    return "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef"
+
+
+def _plausible_chinese(t: str) -> bool:
+    # the repaired text reads as Chinese: mostly ideographs, few bytes that were not UTF-8 (genuine GBK text
+    # decoded as UTF-8 gives almost only replacement characters)
+    ideographs = sum("\u4e00" <= c <= "\u9fff" for c in t)
+    return ideographs >= 2 and ideographs >= 0.6 * len(t) and t.count("\ufffd") <= 0.2 * len(t)
+
+
+def _plausible_latin(t: str) -> bool:
+    return "\ufffd" not in t and any(ord(c) > 0x7f for c in t) and all(
+        c.isascii() or "\u00c0" <= c <= "\u024f" or _cjk(c) for c in t)
 
 
 def short(v: Any, n: int = 60) -> str:
