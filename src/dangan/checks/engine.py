@@ -140,6 +140,17 @@ def verdict(items: Iterable[ItemReport]) -> Outcome:
     return Outcome.PASS
 
 
+def dimension_outcome(items: list[ItemReport]) -> Outcome:
+    """不通过 if a binding item failed; 警告 if only advisory items failed or items warned; 不适用 if nothing ran."""
+    if not items or all(i.outcome == Outcome.NA for i in items):
+        return Outcome.NA
+    if verdict(items) == Outcome.FAIL:
+        return Outcome.FAIL
+    if any(i.outcome in (Outcome.FAIL, Outcome.WARN) for i in items):
+        return Outcome.WARN
+    return Outcome.PASS
+
+
 def summarise(items: Iterable[ItemReport]) -> dict[str, Any]:
     items = list(items)
     dims: dict[str, dict[str, Any]] = {}
@@ -147,11 +158,12 @@ def summarise(items: Iterable[ItemReport]) -> dict[str, Any]:
         mine = [i for i in items if i.dimension == d]
         counts = {o.value: sum(1 for i in mine if i.outcome == o) for o in Outcome}
         dims[str(int(d))] = {"label": d.label, "items": len(mine), "counts": counts,
-                             "outcome": verdict(mine).value if mine else Outcome.NA.value,
+                             "outcome": dimension_outcome(mine).value,
                              "failed_codes": [i.code for i in mine if i.outcome == Outcome.FAIL]}
     return {"verdict": verdict(items).value, "dimensions": dims,
             "counts": {o.value: sum(1 for i in items if i.outcome == o) for o in Outcome},
-            "vetoed": [i.code for i in items if i.veto and i.outcome == Outcome.FAIL]}
+            "vetoed": [i.code for i in items if i.veto and i.outcome == Outcome.FAIL],
+            "advisory_failed": [i.code for i in items if i.advisory and i.outcome == Outcome.FAIL]}
 
 
 class Findings:

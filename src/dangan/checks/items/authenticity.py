@@ -242,8 +242,8 @@ class Duplicates(CheckItem):
     number = 8
     dimension = Dimension.AUTHENTICITY
     title = "元数据项数据重复性检测"
-    purpose = "档号等不应重复的元数据项在本批内和已入库的档案中都不重复（文号、题名重复给出警告，请人工核对）"
-    defaults = {"fields": ["archival_code"], "warn_fields": ["doc_number", "title"]}
+    purpose = "档号等不应重复的元数据项在本批内和已入库的档案中都不重复（文号重复给出警告，请人工核对；可加题名）"
+    defaults = {"fields": ["archival_code"], "warn_fields": ["doc_number"]}
     param_labels = {"fields": "不得重复的字段", "warn_fields": "重复时警告的字段"}
 
     def check(self, ctx: CheckContext, out: Findings) -> None:

@@ -172,7 +172,7 @@ class FilingScope(CheckItem):
             if want_years is None and have_years is not None or (
                     have_years is not None and want_years is not None and have_years < want_years):
                 out.fail(f"保管期限短于保管期限表的规定：{s.rule.item}" + (f"（{s.rule.basis}）" if s.rule.basis else ""),
-                         field="retention_period", expected=s.label, found=str(have), **rec_kw(r))
+                         field="retention_period", expected=s.label, found=parse_retention(str(have)).label, **rec_kw(r))
 
 
 @register
