@@ -210,8 +210,14 @@ def serve(
     if n := mark_interrupted(a):
         out.print(f"[yellow]{n} 个导入任务在上次运行中被中断，可在“批量导入”页面继续[/]")
     h, p = host or a.settings.host, port or a.settings.port
+    from dangan.services.fixity_audit import start_scheduler
+
+    sched = start_scheduler(a)  # 长期保存: one bounded fixity-audit batch every fixity_audit_interval_minutes
     out.print(f"dangan 已启动：http://{h}:{p}  （API 文档：http://{h}:{p}/api/v1/docs）")
-    uvicorn.run(create_app(a), host=h, port=p, log_level="warning")
+    try:
+        uvicorn.run(create_app(a), host=h, port=p, log_level="warning")
+    finally:
+        sched.stop()
 
 
 # ---------------------------------------------------------------- fonds

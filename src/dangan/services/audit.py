@@ -17,7 +17,8 @@ from dangan.storage.hashing import sm3_hex
 
 GENESIS = "0" * 64
 
-OUTCOME_LABELS = {"success": "成功", "failure": "失败", "denied": "拒绝", "locked": "已锁定"}
+OUTCOME_LABELS = {"success": "成功", "failure": "失败", "denied": "拒绝", "locked": "已锁定", "ok": "正常", "drift": "发现偏差",
+                  "repaired": "已修复", "error": "出错"}
 
 ACTION_LABELS = {
     "system.init": "初始化系统",
@@ -39,6 +40,7 @@ ACTION_LABELS = {
     "fixity.check": "固化信息检测",
     "fixity.audit": "定期固化信息巡检",
     "fixity.repair": "从副本修复电子文件",
+    "fixity.replicate": "复制到副本存储",
     "check.run": "四性检测",
     "check.filing": "归档环节四性检测",
     "check.scheme": "修改四性检测方案",
