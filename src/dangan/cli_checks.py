@@ -213,3 +213,73 @@ def scheme_set(
         _print_json(res)
     else:
         out.print(f"[green]✓[/] 已更新检测方案“{res['name']}”的 {item}")
+
+
+@package_app.command("export")
+@command
+def package_export(
+    record: Annotated[list[int], typer.Option("--record", help="档案 ID（可重复）")],
+    fmt: Annotated[str, typer.Option("--format", help="eep（DA/T 48，SM2 签名）或 bagit（含 METS/PREMIS）")] = "eep",
+    output: Annotated[Path, typer.Option("--output", "-o", help="输出文件（不含扩展名时自动加 .xml/.zip）")] = Path("dangan-package"),
+    as_json: JsonOpt = False,
+) -> None:
+    """导出封装包：一件为 DA/T 48 封装包（.xml），多件为 ZIP；BagIt 为 ZIP（可用 bagit 工具校验）。"""
+    from dangan.services import packages
+
+    a, actor = _open(), _operator()
+    with Progress(TextColumn("导出"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  disable=as_json or not err.is_terminal) as prog:
+        task = prog.add_task("export", total=len(record))
+        res = packages.export_records(a, actor, record, fmt, output,
+                                      progress=lambda n, total: prog.update(task, completed=n, total=total))
+    if as_json:
+        _print_json(res)
+        return
+    out.print(f"[green]✓[/] 已导出 {res['records']} 件（{res['format_label']}）：{res['path']}")
+    out.print(f"  大小 {res['size']} 字节  SHA-256 {res['sha256']}")
+    out.print(f"  SM3 {res['sm3']}")
+
+
+@package_app.command("import")
+@command
+def package_import(
+    path: Annotated[Path, typer.Argument(help="数据包（BagIt 文件夹或 ZIP、DA/T 48 封装包 .xml、数据包 ZIP）")],
+    fonds: Annotated[str, typer.Option("--fonds", help="接收到哪个全宗")] = "Z109",
+    category: Annotated[str, typer.Option("--category", help="接收到哪个门类")] = "WS",
+    department: Annotated[str | None, typer.Option("--department", help="机构代码（数据包中没有时使用）")] = None,
+    sm3: Annotated[str | None, typer.Option("--sm3", help="移交方告知的整包 SM3 摘要")] = None,
+    sha256: Annotated[str | None, typer.Option("--sha256", help="移交方告知的整包 SHA-256 摘要")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="把移交与接收检测报告写到文件（.pdf 或 .json）")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """接收数据包：先做移交与接收环节的四性检测，全部通过后才接收（档案为待归档）；不通过则什么也不保存。"""
+    from dangan.errors import DanganError
+    from dangan.services import packages
+
+    a, actor = _open(), _operator()
+    digests = {k: v for k, v in (("sm3", sm3), ("sha256", sha256)) if v}
+    prog, step = _progress(as_json)
+    try:
+        with prog:
+            res = packages.import_package(a, actor, path, fonds=fonds, category=category, department=department,
+                                          sent_digest=digests or None, progress=step)
+    except DanganError as e:
+        run = getattr(e, "check_run", None)
+        if run is not None:
+            if report is not None:
+                write_report(run, report)
+            if not as_json:
+                print_run(run)
+        raise
+    run = check_svc.get_run(a, actor, res["check_run"]["id"])
+    if report is not None:
+        write_report(run, report)
+    if as_json:
+        _print_json(res)
+    else:
+        out.print(f"[green]✓[/] 移交与接收检测通过（检测 #{run['id']}）；接收 {res['records']} 件："
+                  f"新增 {res['created']}，已存在（未重复接收）{res['existing']}，有问题 {res['failed']}")
+        for f in res.get("failures", [])[:20]:
+            out.print(f"  · 第 {f.get('index', 0) + 1} 件：{f.get('message')}", highlight=False)
+    if res.get("failed"):
+        raise typer.Exit(1)

@@ -169,12 +169,9 @@ def import_package(app: Dangan, actor: Actor, path: Path, *, fonds: str, categor
                  for i, r in enumerate(recs)]
         from dangan.services.ingest import ingest_batch
 
-        report = ingest_batch(app, actor, items, stop_on_error=False)
-        if report.failures:
-            # the package passed its checks but the receiving category refuses some records (e.g. a field the
-            # category does not have): say which, record by record; the records that fit were stored
-            pass
-        out = report.as_dict()
+        # a package that passed its checks may still hold records the receiving category refuses (a field it
+        # does not have): the report says which, record by record; the records that fit are stored
+        out = ingest_batch(app, actor, items, stop_on_error=False).as_dict()
         return {"check_run": {"id": run["id"], "verdict": run["verdict"]}, "records": len(recs), **out}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
