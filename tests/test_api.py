@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from dangan.db.models import Department, LoginSession, User, UserDepartment, UserRole
+from dangan.demo.documents import make_pdf
 from dangan.services.context import Dangan
 from dangan.web.app import create_app
 from dangan.web.deps import SESSION_COOKIE
@@ -26,7 +27,7 @@ PW = "Archive#2026x"
 _HASHES: dict[str, str] = {}
 GOOD = {"title": "关于做好2024年度档案归档工作的通知", "year": 2024, "retention_period": "Y",
         "responsible": "示范市人民政府办公室", "date": "2024-03-05", "doc_number": "示政办〔2024〕12号", "pages": 3}
-PDF = b"%PDF-1.4\n% dangan api test\n1 0 obj << >> endobj\n%%EOF\n"
+PDF = make_pdf("接口测试", ["正文"])  # a real PDF: filing runs the 四性检测, which opens it
 
 
 # ---------------------------------------------------------------- logged-in clients (shared with the other web tests)
@@ -501,7 +502,9 @@ def test_fixity_check_finds_an_altered_file(client: TestClient, app: Dangan) -> 
     assert rep["ok"] is True and rep["checked"] == 1
     path = app.store.root / f["storage_key"]  # type: ignore[attr-defined]
     path.chmod(0o644)
-    path.write_bytes(PDF.replace(b"test", b"TEST"))
+    altered = bytearray(PDF)
+    altered[len(PDF) // 2] ^= 0x01  # one bit of one byte, same size
+    path.write_bytes(bytes(altered))
     rep = client.post(f"{API}/fixity/check", json={"record_id": rid}).json()
     assert rep["ok"] is False and rep["findings"][0]["outcome"] == "altered"
     runs = client.get(f"{API}/fixity/runs").json()
