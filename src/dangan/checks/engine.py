@@ -122,6 +122,7 @@ class RunReport:
     files: int
     bytes_read: int
     seconds: float
+    file_results: dict[int, dict[str, Any]] = field(default_factory=dict)  # stored file id -> identification
 
     @property
     def verdict(self) -> Outcome:

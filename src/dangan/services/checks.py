@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, func, not_, select
+from sqlalchemy import and_, exists, func, not_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from dangan.checks.engine import (
@@ -44,6 +44,7 @@ from dangan.db.models import (
     CheckRunRecord,
     CheckScheme,
     Department,
+    File,
     Fonds,
     Record,
     utcnow,
@@ -356,6 +357,19 @@ def _validate_items(stage: Stage, items: Any) -> dict[str, Any]:
     return out
 
 
+def _merge_items(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Item settings with `changes` applied flag by flag and param by param (a setting that names only a
+    param keeps the item's veto, advisory and enabled flags)."""
+    out = dict(base)
+    for key, new in changes.items():
+        old = out.get(key) or {}
+        merged = {**old, **new}
+        if "params" in old or "params" in new:
+            merged["params"] = {**(old.get("params") or {}), **(new.get("params") or {})}
+        out[key] = merged
+    return out
+
+
 def _type_label(t: type) -> str:
     return {bool: "是/否", int: "整数", str: "文本", list: "列表", dict: "对象"}.get(t, t.__name__)
 
@@ -379,7 +393,7 @@ def save_scheme(app: Dangan, actor: Actor, *, stage: str, items: dict[str, Any],
             if sch.stage != st.value:
                 raise ValidationFailed("不能修改检测方案所属的环节", code="SCHEME_STAGE_MISMATCH")
             before = sch.items
-            sch.items = {**(sch.items or {}), **clean}
+            sch.items = _merge_items(sch.items or {}, clean)
             if nm:
                 sch.name = nm
         else:
@@ -387,7 +401,7 @@ def save_scheme(app: Dangan, actor: Actor, *, stage: str, items: dict[str, Any],
                 raise ValidationFailed("请填写方案名称", code="REQUIRED")
             before = {}
             sch = CheckScheme(name=nm, stage=st.value, category_code=category_code or None,
-                              items={**preset_items(st), **clean}, is_default=False)
+                              items=_merge_items(preset_items(st), clean), is_default=False)
             s.add(sch)
         sch.updated_at, sch.updated_by = utcnow(), actor.username
         s.flush()
@@ -506,8 +520,32 @@ def check_target(app: Dangan, target: CheckTarget, scheme_items: dict[str, Any],
             items = run_items(target, scheme_items, env, prof,
                               on_item=(lambda n, total, code: progress("items", n, total)) if progress else None)
             bytes_read = prof.bytes_read
+            file_results = _file_results(prof, files) if stored and deep else {}
     return RunReport(target.stage, target.kind, target.label, items, len(target.records),
-                     sum(len(r.files) for r in target.records), bytes_read, time.perf_counter() - t0)
+                     sum(len(r.files) for r in target.records), bytes_read, time.perf_counter() - t0, file_results)
+
+
+def _file_results(prof: Profiler, files: list[FileUnderCheck]) -> dict[int, dict[str, Any]]:
+    """What the run learnt about each stored file, written back to its row (identification is refreshed)."""
+    out: dict[int, dict[str, Any]] = {}
+    for f in files:
+        if f.file_id is None:
+            continue
+        p = prof(f)
+        if not p.present or p.identification is None:
+            continue
+        ident, v = p.identification, p.validation
+        out[f.file_id] = {
+            "puid": ident.puid, "format_version": (ident.version or None) and ident.version[:32],
+            "identification": {"basis": ident.basis, "extension_matches": ident.extension_matches, "pdfa": ident.pdfa,
+                               "warnings": list(ident.warnings)[:5], "mime": ident.mime,
+                               "format_name": ident.format_name},
+            "validation": None if v is None else {
+                "status": v.status, "problems": v.problems[:10], "warnings": v.warnings[:10], "encrypted": v.encrypted,
+                "page_count": v.page_count, "signatures": [sg.as_dict() for sg in v.signatures][:10],
+                "checked_at": utcnow().isoformat()},
+        }
+    return out
 
 
 def _wait_with_progress(prof: Profiler, total: int, progress: Callable[[str, int, int], None]) -> None:
@@ -556,6 +594,8 @@ def store_report(app: Dangan, actor: Actor, run_id: int, report: RunReport, *, a
                                         title=it.title, outcome=it.outcome.value, veto=it.veto, checked=it.checked,
                                         evidence=[e.as_dict() for e in it.evidence], evidence_count=it.evidence_count,
                                         note=(it.note + ("（建议项：仅作提示）" if it.advisory else ""))[:2000]))
+        for file_id, values in report.file_results.items():
+            uow.session.execute(update(File).where(File.id == file_id).values(**values))
         failed = [it.code for it in report.items if it.outcome == Outcome.FAIL]
         uow.audit(audit_action, "check_run", run_id, stage=report.stage.value, target=report.target_label[:200],
                   verdict=report.verdict.value, failed=failed, records=report.records, files=report.files)
@@ -613,6 +653,7 @@ def run_view(run: CheckRun, results: list[CheckResult] | None = None) -> dict[st
         "finished_at": iso(run.finished_at), "error": run.error,
     }
     if results is not None:
+        items_for(Stage(run.stage))  # loads the item classes (their purpose is shown beside each result)
         d["items"] = [{"code": r.code, "key": r.item_key, "dimension": r.dimension,
                        "dimension_label": Dimension(r.dimension).label, "title": r.title, "outcome": r.outcome,
                        "veto": r.veto, "checked": r.checked, "evidence": r.evidence, "evidence_count": r.evidence_count,

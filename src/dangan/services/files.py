@@ -92,6 +92,32 @@ def identify(name: str, head: bytes, declared: str | None, open_blob: Callable[[
     return media_type, format_name
 
 
+def identify_stored(store: BlobStore, key: str, name: str, head: bytes, declared: str | None) -> dict[str, Any]:
+    """PRONOM-style identification of stored content, recorded on the file row at capture.
+
+    On a local store the blob itself is read (its end too: PDF versions, ZIP central directory); otherwise the
+    first bytes, with the central directory of a ZIP read through the store. The sender's declaration is used
+    only when the content says nothing."""
+    from dangan.formats.identify import identify_file, identify_head
+
+    local = getattr(store, "_path", None)
+    ident = None
+    if local is not None:
+        with contextlib.suppress(Exception):
+            ident = identify_file(str(local(key)), name)
+    if ident is None:
+        ident = identify_head(head, name)
+    media_type, format_name = ident.mime, ident.format_name
+    if media_type == "application/zip" and local is None:
+        media_type, format_name = identify(name, head, declared, functools.partial(store.open, key))
+    if media_type == "application/octet-stream" and declared and "/" in declared and len(declared) <= 100:
+        media_type = declared
+    return {"media_type": media_type[:100], "format_name": format_name[:100], "puid": ident.puid,
+            "format_version": (ident.version or None) and ident.version[:32],
+            "identification": {"basis": ident.basis, "extension_matches": ident.extension_matches, "pdfa": ident.pdfa,
+                               "warnings": list(ident.warnings)[:5]}}
+
+
 def store_blobs(app: Dangan, files: list[NewFile]) -> list[BlobInfo]:
     """Write every content to the store first (idempotent by SHA-256). Rows come after, in one transaction."""
     return [app.store.put(nf.stream, expected_size=nf.expected_size) for nf in files]
@@ -112,9 +138,9 @@ def add_rows(session: Session, store: BlobStore, record: Record, files: list[New
             )
         seen.add(b.sha256)
         seq += 1
-        media_type, format_name = identify(nf.name, b.head, nf.media_type, functools.partial(store.open, b.key))
+        ident = identify_stored(store, b.key, nf.name, b.head, nf.media_type)
         f = File(record_id=record.id, role=nf.role, name=unicodedata.normalize("NFC", nf.name.strip()), size=b.size,
-                 media_type=media_type, format_name=format_name, sha256=b.sha256, sm3=b.sm3,
+                 **ident, sha256=b.sha256, sm3=b.sm3,
                  storage_key=b.key, sequence=seq, reason=reason, source_created_at=nf.source_created_at,
                  created_by=actor.username)
         session.add(f)

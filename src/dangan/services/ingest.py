@@ -30,7 +30,6 @@ only the first `MAX_KEPT_FAILURES` failures (pass `on_item` to see every result)
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import os
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -59,7 +58,7 @@ from dangan.errors import (
 from dangan.services import audit
 from dangan.services.access import require, visible
 from dangan.services.context import Actor, Dangan, audited
-from dangan.services.files import NewFile, identify
+from dangan.services.files import NewFile, identify_stored
 from dangan.services.numbering import allocate_many, give_back
 from dangan.services.records import (
     RecordInput,
@@ -362,8 +361,7 @@ def _find_existing(s: Session, actor: Actor, batch: list[_Item], earlier: Iterab
 @dataclass(frozen=True)
 class _Stored:
     blob: BlobInfo
-    media_type: str
-    format_name: str
+    ident: dict[str, Any]
 
 
 def _put(app: Dangan, nf: NewFile) -> _Stored:
@@ -372,8 +370,7 @@ def _put(app: Dangan, nf: NewFile) -> _Stored:
         b = app.store.put(nf.stream, expected_size=nf.expected_size)
     except OSError as e:
         raise StorageError(f"写入文件“{nf.name}”的内容失败：{e}", code="STORAGE_WRITE_FAILED") from e
-    media_type, format_name = identify(nf.name, b.head, nf.media_type, functools.partial(app.store.open, b.key))
-    return _Stored(b, media_type, format_name)
+    return _Stored(b, identify_stored(app.store, b.key, nf.name, b.head, nf.media_type))
 
 
 def _submit_blobs(app: Dangan, pool: ThreadPoolExecutor, batch: list[_Item]) -> list[list[Future[_Stored]]]:
@@ -532,8 +529,8 @@ def _name(nf: NewFile) -> str:
 def _file_row(record_id: int, seq: int, nf: NewFile, st: _Stored, actor: Actor, now: dt.datetime) -> dict[str, Any]:
     # the same values as files.add_rows gives a new record's files
     b = st.blob
-    return {"record_id": record_id, "role": nf.role, "name": _name(nf), "size": b.size, "media_type": st.media_type,
-            "format_name": st.format_name, "sha256": b.sha256, "sm3": b.sm3,
+    return {"record_id": record_id, "role": nf.role, "name": _name(nf), "size": b.size, **st.ident,
+            "sha256": b.sha256, "sm3": b.sm3,
             "storage_key": b.key, "sequence": seq, "reason": "", "source_created_at": nf.source_created_at,
             "created_by": actor.username, "created_at": now}
 

@@ -65,6 +65,8 @@ def file_view(f: File) -> dict[str, Any]:
         "version": f.version, "supersedes_id": f.supersedes_id, "is_current": f.is_current, "reason": f.reason,
         "source_created_at": iso(f.source_created_at), "created_at": iso(f.created_at), "created_by": f.created_by,
         "last_fixity_at": iso(f.last_fixity_at), "last_fixity_outcome": f.last_fixity_outcome,
+        "puid": f.puid, "format_version": f.format_version, "identification": f.identification,
+        "validation": f.validation,
     }
 
 

@@ -20,7 +20,7 @@ from dangan.services import audit, browse, categories, files, fonds, prefiling, 
 from dangan.services.context import Actor, Dangan
 from dangan.services.files import NewFile
 from dangan.services.views import ROLE_LABELS
-from dangan.web.deps import current_actor, get_dangan, require_any
+from dangan.web.deps import can, current_actor, get_dangan, require_any
 from dangan.web.exports import AUDIT_ACTION_LABELS, AUDIT_OUTCOME_LABELS, audit_export_response
 from dangan.web.ui.render import csrf_guard, query, render
 
@@ -226,6 +226,11 @@ def _detail(request: Request, dangan: Dangan, actor: Actor, record_id: int, *, n
         chain.insert(0, p)
         pid = p["parent_id"]
     rights = browse.record_rights(dangan, actor, record_id, RECORD_ACTIONS)
+    check_runs = None
+    if can(actor, "check.run"):
+        from dangan.services import checks as check_svc
+
+        check_runs = check_svc.list_runs(dangan, actor, record_id=record_id, limit=5)
     crumbs: list[tuple[str, str | None]] = [
         ("首页", "/"), ("档案浏览", "/records"),
         (rec["category_name"], "/records" + records_query(fonds=rec["fonds_code"], category=rec["category_code"])),
@@ -243,6 +248,7 @@ def _detail(request: Request, dangan: Dangan, actor: Actor, record_id: int, *, n
         "stampable": rec["state"] == RecordState.FILED.value and bool(rec["archival_code"]) and rec["seq"] is not None
         and rec["level"] not in ("volume", "project", "group"),  # a volume has its 案卷封面 instead
         "is_volume": rec["level"] in ("volume", "project", "group"),
+        "check_runs": check_runs,
     }, status=status, active="browse")
 
 

@@ -39,6 +39,7 @@ NAV = [
     ("import", "批量导入", "/import", "upload", ("record.import",), "收集与整理"),
     ("review", "接收归档", "/review", "inbox", ("record.file",), "收集与整理"),
     ("plans", "归档计划", "/plans", "calendar", ("plan.manage", "record.create"), "收集与整理"),
+    ("package_import", "接收数据包", "/packages/import", "inbox", ("record.import",), "收集与整理"),
     ("fonds", "全宗与门类", "/fonds", "layers", ("fonds.manage", "record.read"), "配置"),
     ("schedule", "保管期限表", "/schedule", "clock", ("schedule.manage", "record.create"), "配置"),
     ("departments", "机构管理", "/admin/departments", "org", ("user.manage", "fonds.manage"), "配置"),
@@ -49,6 +50,9 @@ NAV = [
     ("tokens", "接口令牌", "/admin/tokens", "token", ("token.manage",), "用户与权限"),
     ("audit", "审计日志", "/audit", "shield", ("audit.read",), "安全与保存"),
     ("fixity", "固化检测", "/fixity", "check", ("fixity.run",), "安全与保存"),
+    ("checks", "四性检测", "/checks", "shield", ("check.run",), "安全与保存"),
+    ("schemes", "检测方案", "/check-schemes", "grid", ("check.run",), "安全与保存"),
+    ("preservation", "长期保存", "/preservation", "clock", ("fixity.run",), "安全与保存"),
     ("api", "接口文档", "/api/v1/docs", "code", (), "集成"),
 ]
 
