@@ -66,6 +66,7 @@ CREATORS_API = only("head", "dangan", "bgs", "cwk", "token")  # record.create
 # A capture job is seen only by the person who started it (services/jobs.get_job): the world's job is a
 # finished dry run started by the 专职档案员 `dangan`; to everyone else it answers 404 like a missing job.
 JOB_OWNER = only("dangan")
+CHECKERS = only("head", "dangan")                           # check.run (and check.manage for schemes)
 
 EXPECT: dict[str, Any] = {
     # ------------------------------------------------------------ pages
@@ -124,6 +125,24 @@ EXPECT: dict[str, Any] = {
     "GET /fixity": FIXITY,
     "POST /fixity/start": FIXITY,
     "GET /fixity/status.json": FIXITY,
+    # 四性检测与长期保存 pages (ui/checks.py)
+    "GET /checks": CHECKERS,
+    "POST /checks/start": CHECKERS,                 # one record: checked at once, then 303 to its report
+    "POST /checks/package": CHECKERS,               # no package chosen: let in, then 422
+    "GET /checks/jobs/{job_id}": JOB_OWNER,         # the world's check job was started by `dangan`
+    "GET /checks/{run_id}": CHECKERS,
+    "GET /checks/{run_id}/compare": CHECKERS,
+    "GET /checks/{run_id}/report.json": CHECKERS,
+    "GET /checks/{run_id}/report.pdf": CHECKERS,
+    "GET /check-schemes": CHECKERS,
+    "GET /check-schemes/{scheme_id}": CHECKERS,
+    "POST /check-schemes/{scheme_id}": CHECKERS,
+    "GET /packages/import": IMPORTERS,
+    "POST /packages/import": IMPORTERS,             # no package chosen: let in, then 422
+    "GET /preservation": FIXITY,
+    "POST /preservation/audit": FIXITY,
+    "POST /records/{record_id}/check": {"V": CHECKERS, "H": CHECKERS},
+    "POST /records/{record_id}/export": {"V": ARCHIVISTS, "H": ARCHIVISTS},
     "GET /api/v1/docs": LOGIN_API,  # the API documentation page also opens with an API token
     "GET /static/{path}": EVERYONE,
     # ------------------------------------------------------------ API
@@ -199,6 +218,22 @@ EXPECT: dict[str, Any] = {
     "GET /api/v1/records/{record_id}/stamp": READ,
     "GET /api/v1/files/{file_id}/stamped": DOWNLOAD,
     "GET /api/v1/records/{record_id}/volume/{kind}": READ,  # an item: 422 NOT_A_VOLUME once let in
+    # 四性检测与长期保存 API (api/checks.py)
+    "GET /api/v1/check-items": CHECKERS,
+    "GET /api/v1/check-schemes": CHECKERS,
+    "POST /api/v1/check-schemes": CHECKERS,
+    "GET /api/v1/check-schemes/{scheme_id}": CHECKERS,
+    "PUT /api/v1/check-schemes/{scheme_id}": CHECKERS,
+    "GET /api/v1/checks": CHECKERS,
+    "POST /api/v1/checks": CHECKERS,
+    "POST /api/v1/checks/package": CHECKERS,        # not a package: let in, then 422
+    "GET /api/v1/checks/{run_id}": CHECKERS,
+    "GET /api/v1/checks/{run_id}/compare": CHECKERS,  # 409 NO_PREVIOUS_RUN or the comparison, once let in
+    "GET /api/v1/checks/{run_id}/report.pdf": CHECKERS,
+    "GET /api/v1/fixity/audit": FIXITY,
+    "POST /api/v1/fixity/audit": FIXITY,
+    "POST /api/v1/packages/export": ARCHIVISTS,     # package.export, of a record the caller may download
+    "POST /api/v1/packages/import": IMPORTERS,      # not a package: let in, then 422 (nothing stored)
 }
 
 BASE = {"year": 2024, "retention_period": "D30", "responsible": "示范市人民政府办公室", "date": "2024-05-06"}
@@ -253,6 +288,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     assert r.status_code == 202, r.text
     web.state.jobs.join()
     assert clients["dangan"].get(f"/api/v1/jobs/{r.json()['id']}").json()["status"] == "done"
+    r2 = clients["dangan"].post("/api/v1/checks", json={"stage": "长期保存", "record_ids": [vis["id"]], "background": True})
+    assert r2.status_code == 201, r2.text
+    web.state.jobs.capture.join()
+    check_job = r2.json()["job"]["id"]
+    check_run = clients["dangan"].get(f"/api/v1/jobs/{check_job}").json()["result"]["check_run_id"]
+    scheme_id = clients["dangan"].get("/api/v1/check-schemes").json()[0]["id"]
     plan = prefiling.create_plan(app, Actor.system(), "Z109", "BGS", "WS", 2024, "2099-12-31", 10)
     rules = schedule.get_schedule(app, Actor.system(), "Z109", "WS")["rules"]
     anon = TestClient(web, base_url="http://testserver")
@@ -266,7 +307,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     yield {"app": app, "web": web, "clients": clients, "token": token,
            "ids": {"V": (vis["id"], vis["files"][0]["id"]), "H": (hid["id"], hid["files"][0]["id"])},
            "spare_token": spare, "run_id": browse.fixity_runs(app, Actor.system())[0]["id"],
-           "capture_job": r.json()["id"], "plan_id": plan["id"], "rules": rules, "fresh_plans": iter(range(2100, 2999))}
+           "capture_job": r.json()["id"], "check_job": check_job, "check_run": check_run, "scheme_id": scheme_id,
+           "plan_id": plan["id"], "rules": rules, "fresh_plans": iter(range(2100, 2999))}
     web.state.jobs.join()
     app.close()
 
@@ -275,13 +317,16 @@ def _fill(key: str, w: dict[str, Any], variant: str | None) -> str:
     method, path = key.split(" ", 1)
     rid, fid = w["ids"][variant or "V"]
     job = w["web"].state.jobs.current.id if path.startswith("/api/v1/fixity/") else w["capture_job"]
+    if path.startswith("/checks/jobs/"):
+        job = w["check_job"]
+    run = w["check_run"] if "/checks/" in path else w["run_id"]
     plan = w["plan_id"]
     if method in ("DELETE", "POST") and "{plan_id}" in path:  # each deletion takes a plan of its own
         plan = prefiling.create_plan(w["app"], Actor.system(), "Z109", "BGS", "WS", next(w["fresh_plans"]),
                                      "2999-12-31")["id"]
     return (path.replace("{record_id}", str(rid)).replace("{file_id}", str(fid)).replace("{username}", "target")
             .replace("{token_id}", str(w["spare_token"])).replace("{job_id}", job).replace("{plan_id}", str(plan))
-            .replace("{run_id}", str(w["run_id"])).replace("{fonds_code}", "Z109").replace("{category_code}", "WS")
+            .replace("{run_id}", str(run)).replace("{scheme_id}", str(w["scheme_id"])).replace("{fonds_code}", "Z109").replace("{category_code}", "WS")
             .replace("{kind}", "cover").replace("{path}", "app.css"))
 
 
@@ -387,6 +432,17 @@ def _request(key: str, who: str, n: int, w: dict[str, Any]) -> dict[str, Any]:
         "POST /api/v1/accept": {"json": {"record_ids": [rid]}},
         "PUT /api/v1/arrangement": {"json": {"record_ids": [rid]}},
         "POST /api/v1/arrangement/auto": {"json": {"record_ids": [rid]}},
+        "POST /checks/start": {"data": {"stage": "长期保存", "record_id": str(rid)}},
+        "POST /check-schemes/{scheme_id}": {"data": {"name": ""}},
+        "POST /api/v1/check-schemes": {"json": {"name": f"{who} 的方案", "stage": "归档", "items": {}}},
+        "PUT /api/v1/check-schemes/{scheme_id}": {"json": {"items": {}}},
+        "POST /api/v1/checks": {"json": {"stage": "长期保存", "record_ids": [rid]}},
+        "POST /api/v1/checks/package": {"files": {"package": ("pkg.zip", b"not a zip", "application/zip")},
+                                        "data": {"stage": "移交与接收"}},
+        "POST /api/v1/packages/export": {"json": {"record_ids": [rid], "format": "eep"}},
+        "POST /api/v1/packages/import": {"files": {"package": ("pkg.zip", b"not a zip", "application/zip")},
+                                         "data": {"fonds": "Z109", "category": "WS"}},
+        "POST /api/v1/fixity/audit": {"json": {"limit": 5}},
     }
     return dict(bodies.get(key, {}))
 

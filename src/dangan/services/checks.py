@@ -49,7 +49,7 @@ from dangan.db.models import (
     Record,
     utcnow,
 )
-from dangan.errors import NotFound, Problems, ValidationFailed
+from dangan.errors import NotFound, Problems, StateError, ValidationFailed
 from dangan.services.access import require, visible
 from dangan.services.context import Actor, Dangan
 from dangan.services.views import iso
@@ -501,6 +501,7 @@ def run_package(app: Dangan, actor: Actor, path: Path, *, stage: str | Stage = S
 def check_target(app: Dangan, target: CheckTarget, scheme_items: dict[str, Any], *, stored: bool,
                  category: Category | None = None, progress: Callable[[str, int, int], None] | None = None) -> RunReport:
     """Run a scheme over a target without storing anything (the engine behind every run and the filing hook)."""
+    import contextlib
     import time
 
     t0 = time.perf_counter()
@@ -508,10 +509,12 @@ def check_target(app: Dangan, target: CheckTarget, scheme_items: dict[str, Any],
     needs_content = any(i.needs_content for i in chosen)
     deep = any(i.key in ("electronic_attributes", "content_opens", "no_encryption", "format_allowed", "fixity_info")
                for i in chosen)
-    with app.read_sessions() as s:
+    work = _workdir(app)  # spooled copies of non-local content; removed with the run, whatever happens
+    with contextlib.ExitStack() as stack, app.read_sessions() as s:
+        stack.callback(_cleanup, work)
         env = DbEnv(app, s, stored=stored, category=category)
         scanner = env.virus_scanner() if any(i.key == "virus_scan" for i in chosen) else None
-        with Profiler(deep=deep, scanner=scanner, tmp_dir=str(_workdir(app))) as prof:
+        with Profiler(deep=deep, scanner=scanner, tmp_dir=str(work)) as prof:
             files = [f for r in target.records for f in r.files]
             if needs_content and files:
                 prof.prefetch(files)
@@ -708,7 +711,7 @@ def compare_runs(app: Dangan, actor: Actor, run_id: int, other_id: int | None = 
     new = get_run(app, actor, run_id)
     other_id = other_id or new.get("previous_run_id")
     if other_id is None:
-        raise NotFound("该检测对象没有更早的检测记录可比对", code="NO_PREVIOUS_RUN")
+        raise StateError("该检测对象没有更早的检测记录可比对", code="NO_PREVIOUS_RUN")
     old = get_run(app, actor, other_id)
     by_code_old = {i["key"]: i for i in old["items"]}
     changes = []

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData
 
 from dangan.checks.model import Stage
-from dangan.errors import DanganError, NotFound, PermissionDenied, ValidationFailed
+from dangan.errors import DanganError, NotFound, PermissionDenied, StateError, ValidationFailed
 from dangan.services import categories, fixity_audit, fonds, jobs, packages
 from dangan.services import checks as check_svc
 from dangan.services.context import Actor, Dangan
@@ -208,9 +208,7 @@ def check_compare(request: Request, run_id: int, other: int | None = Query(None)
     run = check_svc.get_run(dangan, actor, run_id)
     try:
         diff = check_svc.compare_runs(dangan, actor, run_id, other)
-    except NotFound as e:
-        if e.code != "NO_PREVIOUS_RUN":
-            raise
+    except StateError:  # NO_PREVIOUS_RUN: the page says so
         diff = None
     crumbs = [("首页", "/"), ("四性检测", "/checks"), (f"检测 #{run_id}", f"/checks/{run_id}"), ("比较", None)]
     return render(request, "check_compare.html", {"run": run, "diff": diff, "crumbs": crumbs}, active="checks")
