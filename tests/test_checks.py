@@ -21,7 +21,7 @@ from conftest import CORPUS, make_app
 from dangan.config import load_settings
 from dangan.db.models import AuditEvent, CheckRun, CheckScheme, File, Record
 from dangan.demo.documents import make_pdf
-from dangan.errors import NotFound, PermissionDenied, ValidationFailed
+from dangan.errors import DanganError, NotFound, PermissionDenied, ValidationFailed
 from dangan.services import checks as cs
 from dangan.services.context import Actor, Dangan
 from dangan.services.files import NewFile
@@ -416,9 +416,9 @@ def test_rerun_compares_with_the_previous_run(app, admin):
 
 def test_first_run_has_nothing_to_compare(app, admin):
     res = run(app, admin, batch(app, admin, 1))
-    with pytest.raises(NotFound) as ei:
+    with pytest.raises(DanganError) as ei:
         cs.compare_runs(app, admin, res["id"])
-    assert ei.value.code == "NO_PREVIOUS_RUN"
+    assert ei.value.code == "NO_PREVIOUS_RUN" and "没有更早的检测记录" in ei.value.message
 
 
 # ---------------------------------------------------------------- the filing hook
