@@ -102,8 +102,7 @@ class ContentOpens(CheckItem):
             if v is None:
                 continue
             if v.status == "invalid":
-                out.fail(f"{fmt}无法正常打开：{'；'.join(v.problems[:5]) or '格式错误'}", found="；".join(v.problems[:10]),
-                         **kw)
+                out.fail(f"{fmt}无法正常打开：{'；'.join(v.problems[:5]) or '格式错误'}", **kw)
             elif v.status == "unchecked" and ctx.params["warn_unchecked"]:
                 out.warn(f"{fmt or '该格式'}没有可用的验证方法，未能确认可以打开"
                          + (f"：{'；'.join(v.warnings[:2])}" if v.warnings else ""), **kw)
