@@ -25,7 +25,7 @@ from conftest import CORPUS
 from dangan.checks.model import FileUnderCheck, RecordUnderCheck
 from dangan.config import load_settings
 from dangan.db.models import CheckRun, File, Record
-from dangan.errors import ValidationFailed
+from dangan.errors import PermissionDenied, ValidationFailed
 from dangan.packages.bagit_pkg import export_bag
 from dangan.services import checks as cs
 from dangan.services import packages as ps
@@ -284,6 +284,42 @@ def test_zip_slip_entry_is_refused_and_nothing_is_written_outside(app, sent, tmp
     places = {Path("/tmp"), Path.cwd(), *tmp_path.parents, *app.settings.data_dir.parents}
     assert not [p for p in places if (p / marker).exists()]
     assert not list(tmp_path.rglob(marker))
+
+
+@pytest.mark.parametrize("how", ["manifest-line", "metadata-path", "symlink"])
+def test_paths_out_of_the_package_are_reported_not_followed(app, sent, tmp_path, how):
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes("机密内容".encode())
+    secret_sha = hashlib.sha256(secret.read_bytes()).hexdigest()
+    path = folder_copy(sent, tmp_path)
+    if how == "manifest-line":
+        bad = "data/../../secret.txt"
+        with (path / "manifest-sha256.txt").open("a", encoding="utf-8") as fh:
+            fh.write(f"{secret_sha}  {bad}\n")
+    elif how == "metadata-path":
+        bad = "../../../secret.txt"
+        meta = path / "data" / CODES[0] / "metadata.json"
+        meta.write_text(meta.read_text("utf-8").replace('"path": "正文.pdf"', f'"path": "{bad}"', 1), "utf-8")
+    else:
+        bad = f"data/{CODES[0]}/附件.txt"
+        (path / bad).symlink_to(secret)
+    res = check(app, path)
+    ev = evidence(res, "YJ-1-13")
+    assert any(e["found"] == bad or e["subject"] == bad for e in ev), ev
+    assert any(w in " ".join(e["message"] for e in ev) for w in ("指向包外", "符号链接"))
+    # the file outside was never read
+    found = [e.get("found") for i in res["items"] for e in i["evidence"]]
+    assert secret_sha not in found and not any("机密内容" in str(f) for f in found)
+    assert res["verdict"] == FAIL
+
+
+def test_package_check_needs_check_run(app, sent):
+    nobody = Actor("clerk1", grants=(("record.read", "all"), ("record.import", "all")))
+    with pytest.raises(PermissionDenied):
+        cs.run_package(app, nobody, sent.bag_zip)
+    with pytest.raises(PermissionDenied):  # importing runs the check, as the importer
+        ps.import_package(app, nobody, sent.bag_zip, fonds="Z109", category="WS")
+    assert counts(app) == (0, 0, 0)
 
 
 # ---------------------------------------------------------------- EEPs
