@@ -49,6 +49,7 @@ class Sent:
     bag_zip: Path            # export_records(…, "bagit"): the bag inside one top folder of a ZIP
     bag_dir: Path            # the same bag unpacked (a folder package)
     eep: Path                # export_records(…, [one record], "eep"): a signed DA/T 48 EEP
+    eeps: Path               # export_records(…, all three, "eep"): a ZIP of three signed EEPs
     pdfs: dict[str, bytes]   # 档号 -> the bytes of its 正文
     titles: dict[str, str]
 
@@ -71,9 +72,10 @@ def sent(archive_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         ids = [r["id"] for r in recs]
         bag = Path(ps.export_records(src, admin, ids, "bagit", root / "out" / "bag")["path"])
         eep = Path(ps.export_records(src, admin, ids[:1], "eep", root / "out" / "eep")["path"])
+        eeps = Path(ps.export_records(src, admin, ids, "eep", root / "out" / "eeps")["path"])
         with zipfile.ZipFile(bag) as z:
             z.extractall(root / "unpacked")
-        yield Sent(bag, root / "unpacked" / "bag", eep, pdfs, titles)
+        yield Sent(bag, root / "unpacked" / "bag", eep, eeps, pdfs, titles)
     finally:
         src.close()
 
@@ -132,6 +134,21 @@ def only(res: dict[str, Any], *codes: str) -> None:
 
 
 # ---------------------------------------------------------------- clean packages
+
+
+def test_zip_of_several_signed_eeps_passes_and_a_tampered_one_is_named(app, sent, tmp_path):
+    res = check(app, sent.eeps)
+    assert res["verdict"] == PASS, {c: evidence(res, c)[:2] for c in failing(res)}
+    assert res["summary"]["records"] == 3 and res["summary"]["files"] == 3
+    names = sorted(zipfile.ZipFile(sent.eeps).namelist())
+    assert len(names) == 3 and all(n.endswith(".xml") for n in names)
+    title = sent.titles[CODES[1]]
+    path = rezip(sent.eeps, tmp_path / "tampered.zip", change={
+        f"{CODES[1]}.xml": lambda b: b.replace(title.encode(), (title + "（改）").encode(), 1)})
+    res = check(app, path)
+    assert failing(res) == {"YJ-1-1"}
+    ev = evidence(res, "YJ-1-1")
+    assert len(ev) == 1 and f"{CODES[1]}.xml" in ev[0]["message"] and "签名值验证失败" in ev[0]["message"]
 
 
 @pytest.mark.parametrize("form", ["zip", "folder"])

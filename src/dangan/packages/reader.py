@@ -774,9 +774,7 @@ def _read_eep(path: Path, pkg: PackageUnderCheck, eep_xsd: Path | None, workdir:
         pkg.structure_problems.append(_problem(f"{p.label or p.field}：{p.message}", subject=pkg.label,
                                                file_ref=pkg.label, field_=p.field, found=p.value,
                                                outcome=Outcome.WARN))
-    md = dict(eep.metadata)
-    if eep.department:
-        md.setdefault("department", eep.department)
+    md = dict(eep.metadata)  # the department travels as RecordUnderCheck.department, not as a metadata field
     rec = RecordUnderCheck(ref=eep.sender_ref or path.stem, title=str(md.get("title") or ""),
                            archival_code=_eep_archival_code(path), fonds_code=eep.fonds_code or None, metadata=md,
                            department=(eep.department, "") if eep.department else None)
@@ -849,7 +847,7 @@ def open_package(path: Path, *, eep_xsd: Path | None = None, workdir: Path | Non
     pkg = PackageUnderCheck(kind="folder", label=label)
     if path.is_dir():
         src = _folder_source(path, label)
-        return _finish(src, pkg)
+        return _finish(src, pkg, eep_xsd, workdir)
     kind = _sniff(path)
     if not kind:
         raise ValidationFailed(f"“{label}”不是可识别的数据包（应为 BagIt 包、DA/T 48 封装包 XML 或 ZIP 数据包）",
@@ -872,10 +870,61 @@ def open_package(path: Path, *, eep_xsd: Path | None = None, workdir: Path | Non
         raise
     if workdir is not None:
         zf.close()
-    return _finish(src, pkg)
+    return _finish(src, pkg, eep_xsd, workdir)
 
 
-def _finish(src: _Source, pkg: PackageUnderCheck) -> tuple[PackageUnderCheck, list[RecordUnderCheck]]:
+def _is_eep_batch(src: _Source) -> bool:
+    """A folder or ZIP holding only DA/T 48 封装包 (one XML per 件), as an EEP export of several records is."""
+    if not src.files or not all(p.lower().endswith(".xml") and "/" not in p for p in src.files):
+        return False
+    return all("电子文件封装包".encode() in _head(src, p) for p in src.files)
+
+
+def _head(src: _Source, path: str, n: int = 4096) -> bytes:
+    with src.files[path].opener() as fh:
+        return bytes(fh.read(n))
+
+
+def _read_eep_batch(src: _Source, pkg: PackageUnderCheck, eep_xsd: Path | None, workdir: Path | None
+                    ) -> list[RecordUnderCheck]:
+    """Each EEP read as its own package, merged: its files appear as "<xml name>/<file name>"."""
+    pkg.kind = "eep"
+    records: list[RecordUnderCheck] = []
+    totals = {"records": 0, "files": 0, "bytes": 0}
+    bytes_known = True
+    for p in sorted(src.files):
+        f = src.files[p]
+        local = f.local_path
+        spooled = None
+        if local is None:
+            fd, spooled = tempfile.mkstemp(prefix="eep-", suffix=".xml", dir=str(workdir) if workdir else None)
+            with os.fdopen(fd, "wb") as out, f.opener() as fin:
+                shutil.copyfileobj(fin, out, _CHUNK)
+            local = spooled
+        sub = PackageUnderCheck(kind="eep", label=p)
+        recs = _read_eep(Path(local), sub, eep_xsd, workdir)
+        pkg.metadata_files.append(p)
+        pkg.structure_problems.extend(sub.structure_problems)
+        pkg.signatures.extend({**sig, "signer": f"{p}：{sig.get('signer') or '签名'}"} for sig in sub.signatures)
+        for e in sub.entries:
+            pkg.entries.append(PackageEntry(f"{p}/{e.path}", e.size, e.opener, e.local_path))
+        for m in sub.manifest:
+            pkg.manifest.append(ManifestEntry(f"{p}/{m.path}", m.digests, m.size))
+        for r in recs:
+            for fu in r.files:
+                fu.location = f"{p}/{fu.location}"
+            records.append(r)
+        for k in totals:
+            if k in sub.declared_counts:
+                totals[k] += sub.declared_counts[k]
+            elif k == "bytes":
+                bytes_known = False
+    pkg.declared_counts = {k: v for k, v in totals.items() if k != "bytes" or bytes_known}
+    return records
+
+
+def _finish(src: _Source, pkg: PackageUnderCheck, eep_xsd: Path | None = None, workdir: Path | None = None
+            ) -> tuple[PackageUnderCheck, list[RecordUnderCheck]]:
     pkg.structure_problems.extend(src.problems)
     root = _find_bag_root(src)
     if root is None and any(p.startswith("data/") for p in src.files) and any(
@@ -893,6 +942,9 @@ def _finish(src: _Source, pkg: PackageUnderCheck) -> tuple[PackageUnderCheck, li
         records = _read_bag(src, pkg)
     elif MANIFEST_JSON in src.files:
         records = _read_manifest_json(src, pkg)
+    elif _is_eep_batch(src):
+        records = _read_eep_batch(src, pkg, eep_xsd, workdir)
+        return pkg, records
     else:
         if pkg.kind == "zip":
             pkg.structure_problems.append(_problem(
