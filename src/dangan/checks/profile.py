@@ -82,7 +82,9 @@ class Profiler:
             self._pool = None
 
     def prefetch(self, files: Iterable[FileUnderCheck]) -> None:
-        for f in files:
+        # largest first (the longest jobs start first), so that a big scan queued late does not keep one
+        # worker busy while the others have finished; equal sizes keep their order
+        for f in sorted(files, key=_size_hint, reverse=True):
             self._future(f)
 
     def _future(self, f: FileUnderCheck) -> Future[FileProfile]:
@@ -154,6 +156,15 @@ class Profiler:
         finally:
             _unlink(spool_path)
         return prof
+
+
+def _size_hint(f: FileUnderCheck) -> int:
+    if f.size is not None:
+        return f.size
+    if f.local_path:
+        with contextlib.suppress(OSError):
+            return os.path.getsize(f.local_path)
+    return 0
 
 
 def _pump(src: Any, d: DualDigest, spool: Any) -> None:

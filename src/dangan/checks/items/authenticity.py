@@ -460,14 +460,18 @@ class PackageConsistency(CheckItem):
             out.checked += 1
             f = files_by_path.get(m.path)
             prof = ctx.profile(f) if f is not None else None
+            names = {alg: _ALGS.get(alg.lower()) for alg in m.digests}
+            # what the content profile does not give (tag files, metadata.json, other algorithms): one read
+            # of the entry for all its algorithms, not one per algorithm
+            missing = {n for n in names.values() if n and (prof is None or n not in ("sha256", "sm3")
+                                                           or getattr(prof, n, None) is None)}
+            read = _digests(entry.opener, missing) if missing else {}
             for alg, want in m.digests.items():
-                name = _ALGS.get(alg.lower())
+                name = names[alg]
                 if name is None:
                     out.warn(f"清单使用了不支持的摘要算法 {alg}", subject=m.path, file_ref=m.path)
                     continue
-                got = getattr(prof, name, None) if prof is not None and name in ("sha256", "sm3") else None
-                if got is None:
-                    got = _digest(entry.opener, name)
+                got = read[name] if name in read else getattr(prof, name)
                 if got != want.lower():
                     out.fail(f"清单中的 {alg} 摘要与实际内容不符", subject=m.path, file_ref=m.path,
                              expected=want.lower(), found=got)
@@ -482,12 +486,13 @@ class PackageConsistency(CheckItem):
                              expected=want.lower(), found=got.lower())
 
 
-def _digest(opener: Any, name: str) -> str:
-    h = hashlib.new(name)
+def _digests(opener: Any, names: set[str]) -> dict[str, str]:
+    hs = {n: hashlib.new(n) for n in names}
     with opener() as fh:
         while True:
             b = fh.read(1024 * 1024)
             if not b:
                 break
-            h.update(b)
-    return h.hexdigest()
+            for h in hs.values():
+                h.update(b)
+    return {n: h.hexdigest() for n, h in hs.items()}
