@@ -8,15 +8,14 @@ import os
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
-from pathlib import Path
 
 import pytest
 
+from conftest import CORPUS  # noqa: E402  (the corpus beside the clone, as CI lays it out)
 from dangan.formats import identify as ident_mod
 from dangan.formats.identify import identify_file, identify_head
 from dangan.formats.text import decode_text
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"test corpus not found at {CORPUS}")
 
 # file, PUID, basis, extension_matches

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CORPUS  # noqa: E402  (the corpus beside the clone, as CI lays it out)
 from dangan.formats import ofd
 from dangan.formats.ofd import looks_like_ofd, validate_ofd
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 OFD_DIR = CORPUS / "ofd"
 
 # What each corpus file is, established by reading the parts and recomputing every digest and signature

@@ -6,14 +6,13 @@ import io
 import struct
 import zipfile
 import zlib
-from pathlib import Path
 
 import pytest
 
+from conftest import CORPUS  # noqa: E402  (the corpus beside the clone, as CI lays it out)
 from dangan.formats.identify import identify_file
 from dangan.formats.validate import validate
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"test corpus not found at {CORPUS}")
 
 # file, status, a phrase that must be in the problems (invalid) or warnings ("" = none required)
@@ -273,3 +272,17 @@ def test_validate_accepts_an_identification_made_before(tmp_path):
     ident = identify_file(path)
     v = validate(path, ident)
     assert v.status == "valid" and any(".prk" in w for w in v.warnings)
+
+
+def test_truncated_images_stay_invalid_after_weasyprint_is_imported() -> None:
+    """WeasyPrint sets Pillow's LOAD_TRUNCATED_IMAGES process-wide on import; validation must not inherit it."""
+    import weasyprint  # noqa: F401
+    from PIL import ImageFile
+
+    from dangan.formats.identify import identify_file
+    from dangan.formats.validate import validate
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    for name in ("gif-corrupt-bytes-removed.gif", "jpeg2000-damaged-header.jp2", "jpeg-corrupt-bytes-removed.jpg"):
+        path = str(CORPUS / "formats" / name)
+        assert validate(path, identify_file(path, name), name=name).status == "invalid", name

@@ -16,13 +16,13 @@ import bagit
 import pytest
 from lxml import etree
 
+from conftest import CORPUS  # noqa: E402  (the corpus beside the clone, as CI lays it out)
 from dangan.checks.model import FileUnderCheck, RecordUnderCheck
 from dangan.errors import ValidationFailed
 from dangan.packages.bagit_pkg import export_bag, safe_name
 from dangan.packages.mets import METS_NS, PREMIS_NS, XLINK_NS, validate_mets, write_mets
 from dangan.packages.reader import open_package
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 SCHEMAS = CORPUS / "schemas"
 XSDS = {"mets_xsd": SCHEMAS / "mets-1.12.1.xsd", "premis_xsd": SCHEMAS / "premis-3.0.xsd",
         "xlink_xsd": SCHEMAS / "xlink.xsd"}

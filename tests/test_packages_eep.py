@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from conftest import CORPUS  # noqa: E402  (the corpus beside the clone, as CI lays it out)
 from dangan.capture.eep import parse_eep
 from dangan.checks.model import FileUnderCheck, RecordUnderCheck
 from dangan.errors import ValidationFailed
 from dangan.packages.eep_writer import canonicalize_element, verify_eep_signatures, write_eep
 from dangan.packages.sm2 import Sm2Signer
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 XSD = CORPUS / "schemas" / "dat48-eep-2009.xsd"
 NS = "http://www.saac.gov.cn/standards/ERM/encapsulation"
 # characters GBK cannot encode: CJK Ext-B 𠮷, U+9FCF 鿏, the euro sign, an emoji, and the 〇 of dates

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CORPUS  # noqa: E402  (the corpus beside the clone, as CI lays it out)
 from dangan.checks.model import FileUnderCheck, Outcome, PackageUnderCheck, RecordUnderCheck
 from dangan.errors import ValidationFailed
 from dangan.packages.bagit_pkg import export_bag
@@ -21,7 +22,6 @@ from dangan.packages.eep_writer import write_eep
 from dangan.packages.reader import open_package
 from dangan.packages.sm2 import Sm2Signer
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 SCHEMAS = CORPUS / "schemas"
 EEP_XSD = SCHEMAS / "dat48-eep-2009.xsd"
 CODE = "Z109-WS·2024-Y-BGS-0001"

@@ -32,9 +32,11 @@ def _frame_bytes(size: tuple[int, int], mode: str) -> float:
 
 def validate_image(path: str, ident: Identification | None = None) -> Validation:
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, ImageFile, UnidentifiedImageError
     except ImportError:
         return Validation(status="unchecked", warnings=["未安装 Pillow，无法校验图像"])
+    # WeasyPrint sets this process-wide when it is imported (for the PDF outputs); a truncated image must fail
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     label = ident.format_name if ident else "图像"
     v = Validation(status="valid")
     caught: list[str] = []

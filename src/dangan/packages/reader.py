@@ -473,7 +473,7 @@ def _bag_records(src: _Source, pkg: PackageUnderCheck, payload: dict[str, dict[s
     records: list[RecordUnderCheck] = []
     for folder, paths in sorted(folders.items()):
         meta_path = f"data/{folder}/{METADATA_FILE}" if folder else ""
-        rec = _our_record(src, pkg, folder, meta_path, payload) if meta_path in src.files else None
+        rec = _our_record(src, pkg, folder, meta_path, payload, paths) if meta_path in src.files else None
         if rec is None:
             declared = [p for p in paths if p in payload]  # the manifest is what the sender declared
             rec = RecordUnderCheck(ref=folder or "data", title=folder or "data")
@@ -525,7 +525,7 @@ def _load_json(src: _Source, path: str, pkg: PackageUnderCheck) -> Any:
 
 
 def _our_record(src: _Source, pkg: PackageUnderCheck, folder: str, meta_path: str,
-                payload: dict[str, dict[str, str]]) -> RecordUnderCheck | None:
+                payload: dict[str, dict[str, str]], folder_paths: list[str] | None = None) -> RecordUnderCheck | None:
     doc = _load_json(src, meta_path, pkg)
     if not isinstance(doc, dict) or doc.get("format") != RECORD_FORMAT:
         return None  # not ours: the folder is read as a plain payload folder (metadata.json is one of its files)
@@ -573,7 +573,9 @@ def _our_record(src: _Source, pkg: PackageUnderCheck, folder: str, meta_path: st
             format_name=fd.get("format_name"), puid=fd.get("puid"), created_at=fd.get("created_at"),
             sha256=sha256, sm3=sm3))
     rec.declared_file_count = len(listed)
-    for path in sorted(p for p in payload if p.startswith(f"data/{folder}/") and p != meta_path and p not in seen):
+    # the folder's own paths (not a scan of the whole manifest per record: that made opening a bag quadratic)
+    mine = folder_paths if folder_paths is not None else [p for p in payload if p.startswith(f"data/{folder}/")]
+    for path in sorted(p for p in mine if p in payload and p != meta_path and p not in seen):
         pkg.structure_problems.append(_problem(
             f"“{path}”列在清单中，但没有登记在该件的 {METADATA_FILE} 里", subject=path, file_ref=path,
             outcome=Outcome.WARN))

@@ -68,6 +68,7 @@ class DbEnv(NullEnv):
         self.app, self.s, self.stored = app, session, stored
         self.default_category = category
         self._cats: dict[tuple[str | None, str | None], Category | None] = {}
+        self._memo: dict[tuple[Any, ...], Any] = {}  # schemas and schedules, parsed once per category and run
         self._scanner: Any = False
 
     def category(self, r: RecordUnderCheck) -> Category | None:
@@ -86,7 +87,10 @@ class DbEnv(NullEnv):
         cat = self.category(r)
         if cat is None or r.level not in cat.schemas:
             return None
-        return MetadataSchema.from_dict(cat.schemas[r.level])
+        key = ("schema", cat.id, r.level)
+        if key not in self._memo:
+            self._memo[key] = MetadataSchema.from_dict(cat.schemas[r.level])
+        return self._memo[key]
 
     def code_template_for(self, r: RecordUnderCheck) -> Any:
         from dangan.services.records import _template
@@ -129,8 +133,10 @@ class DbEnv(NullEnv):
         cat = self.category(r)
         if cat is None or not cat.retention_table:
             return []
-        rules, _ = parse_rules(cat.retention_table)
-        return rules
+        key = ("rules", cat.id)
+        if key not in self._memo:
+            self._memo[key] = parse_rules(cat.retention_table)[0]
+        return self._memo[key]
 
     def department_of(self, r: RecordUnderCheck) -> tuple[str, str] | None:
         return r.department
