@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from dangan.config import load_settings
+from dangan.demo.documents import make_pdf
+from dangan.domain.access import ACTION_LABELS
 from dangan.services.context import Actor, Dangan
 from dangan.services.setup import init
 
@@ -223,7 +225,7 @@ def test_new_record_form_errors_then_success_and_workflow(page) -> None:  # type
     page.select_option("#f-doc_type", "通知")
     page.set_input_files("input[name=file_0]", files=[{"name": "关于开展档案移交工作的通知.pdf",
                                                        "mimeType": "application/pdf",
-                                                       "buffer": b"%PDF-1.4\n% dangan browser test\n"}])
+                                                       "buffer": make_pdf("关于开展档案移交工作的通知", ["正文"])}])
     page.click("button:has-text('保存')")
     page.wait_for_url(re.compile(r"/records/\d+\?done=created"))
     assert "档案已保存" in page.locator(".alert.ok").inner_text()
@@ -393,7 +395,7 @@ def test_three_administrators_at_work(as_user, browser, server: str) -> None:  #
     secadmin.locator("tr#roles-zhangwei button:has-text('设置')").click()
     assert "密级设为“内部”" in secadmin.locator(".alert.ok").inner_text()
     secadmin.click("nav.sidenav >> text=权限矩阵")
-    assert secadmin.locator("table.matrix tbody tr").count() == 18  # the actions of ACTION_LABELS
+    assert secadmin.locator("table.matrix tbody tr").count() == len(ACTION_LABELS)
     assert secadmin.locator("table.matrix thead .three-mark").count() == 3
     shot(secadmin, "18-matrix")
 

@@ -118,7 +118,7 @@ class S3BlobStore(BlobStore):
 
     def _make_client(self, conditional: bool = True) -> Any:
         cfg = Config(s3={"addressing_style": "path"} if self.endpoint_url else {},
-                     retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60,
+                     retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60,
                      max_pool_connections=16)
         kw: dict[str, Any] = {"config": cfg}
         if self.endpoint_url:
