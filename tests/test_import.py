@@ -223,3 +223,28 @@ def test_progress_counts_add_up_while_running(app, admin, tmp_path):
     for v in seen:
         assert v["created"] + v["existing"] + v["failed"] == v["processed"] <= v["total"] == n, v
     assert seen[-1]["processed"] == n and seen[-1]["failed"] == res.failed == len(data[::7])
+
+
+def test_an_import_job_is_checked_as_one_batch(app, admin, tmp_path):
+    """`dangan check --batch JOB`: the records of one import, and only those, are checked (归档 stage)."""
+    from dangan.demo.documents import make_pdf
+    from dangan.services import checks, jobs
+
+    cat = catalogue(tmp_path / "目录.xlsx", rows(3))
+    d = tmp_path / "files"
+    d.mkdir()
+    for i in range(1, 4):
+        (d / f"通知{i}.pdf").write_bytes(make_pdf(f"关于第{i}项工作的通知", ["正文"]))
+    (tmp_path / "x").mkdir()
+    others = folder(tmp_path / "x", ["通知10.pdf", "通知11.pdf"])
+    other = run_import(app, admin, spec(catalogue(tmp_path / "另一批.xlsx", rows(2, start=10)), others))
+    assert other.created == 2  # another batch: not part of the check below
+    jid = jobs.create_job(app, admin, "import", {})
+    view = jobs.run(app, jid, lambda p: run_import(app, admin, spec(cat, d)).as_dict())
+    assert view["status"] == "done" and view["result"]["created"] == 3
+    run = checks.run_records(app, admin, stage="归档", job_id=jid)
+    assert run["summary"]["records"] == 3 and run["target_kind"] == "batch" and f"批次 {jid}" in run["target_label"]
+    assert run["verdict"] == "通过", [(i["code"], i["evidence"][:1]) for i in run["items"] if i["outcome"] == "不通过"]
+    with pytest.raises(Exception) as ei:
+        checks.run_records(app, admin, stage="归档", job_id="nosuchjob")
+    assert getattr(ei.value, "code", "") == "BATCH_NOT_FOUND"

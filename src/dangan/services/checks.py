@@ -222,7 +222,8 @@ def select_records(app: Dangan, actor: Actor, s: Session, *, record_ids: list[in
         if job is None or (job.actor != actor.username and not actor.superuser and actor.scope_for("check.run") != "all"):
             raise NotFound(f"批次 {job_id} 不存在", code="BATCH_NOT_FOUND")
         prefix = (job.result or {}).get("sender_ref_prefix") or (job.params or {}).get("sender_ref_prefix")
-        ids = (job.result or {}).get("record_ids")
+        ids = (job.result or {}).get("record_ids") or [
+            r["record_id"] for r in (job.result or {}).get("records", []) if isinstance(r, dict) and r.get("record_id")]
         if ids:
             q = q.where(Record.id.in_(ids))
         elif prefix:

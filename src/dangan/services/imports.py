@@ -220,6 +220,7 @@ class ImportResult:
     report: str | None = None
     top_problems: list[tuple[str, int]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)  # the first 100: row number and messages
+    sender_ref_prefix: str = ""  # every row's sender_ref starts with it: `dangan check --batch JOB` finds the batch
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -274,7 +275,7 @@ def run_import(app: Dangan, actor: Actor, spec: ImportSpec, *, dry_run: bool = F
     require(actor, "record.create")
     fields = _fields(app, spec)
     digest = _digest(spec.catalogue, spec)
-    result = ImportResult(dry_run=dry_run)
+    result = ImportResult(dry_run=dry_run, sender_ref_prefix=f"import:{digest}:")
     source = open_source(spec.files)
     try:
         with open_catalogue(spec.catalogue, fields) as cat:
