@@ -195,3 +195,39 @@ def test_import_submit_accept_catalogue(data, tmp_path):
     assert r.exit_code == 1 and "RECORD_NOT_FOUND" in r.output
     r = run(data, "import", str(tmp_path / "没有.xlsx"))
     assert r.exit_code == 1 and "不存在" in r.output and "Traceback" not in r.output
+
+
+def test_check_export_and_receive_a_package(data, tmp_path):
+    """dangan check (records and a package), check-report --compare, package export | import."""
+    ids = [r["id"] for r in js(data, "record", "list", "--fonds", "Z109", "--category", "WS", "--state", "filed",
+                              "--limit", "2")["items"]]
+    r = run(data, "check", "--record", str(ids[0]), "--stage", "长期保存", "--report", str(tmp_path / "r.pdf"))
+    assert r.exit_code == 0, r.output
+    assert "检测结论：通过" in r.output and (tmp_path / "r.pdf").read_bytes()[:5] == b"%PDF-"
+    run_id = int(r.output.split("#", 1)[1].split()[0])
+    # a BagIt export, checked as the receiving side would: the same 档号 are already here (YJ-1-8 fails)
+    res = js(data, "package", "export", "--record", str(ids[0]), "--record", str(ids[1]), "--format", "bagit",
+             "-o", str(tmp_path / "bag"))
+    bag = tmp_path / "bag.zip"
+    assert res["path"] == str(bag) and res["records"] == 2 and len(res["sm3"]) == 64
+    r = run(data, "check", str(bag), "--stage", "移交", "--fonds", "Z109", "--category", "WS", "--sm3", res["sm3"])
+    assert r.exit_code == 1 and "YJ-1-8" in r.output and "检测结论：不通过" in r.output
+    out = json.loads(run(data, "check", str(bag), "--stage", "移交", "--sm3", "0" * 64, "--json").stdout)
+    assert out["verdict"] == "不通过"
+    assert any(i["code"] == "YJ-1-14" and i["outcome"] == "不通过" for i in out["items"])  # the announced digest
+    # receiving it into this archive is refused whole (duplicate 档号), nothing stored
+    before = js(data, "record", "list", "--limit", "1")["total"]
+    r = run(data, "package", "import", str(bag), "--fonds", "Z109", "--category", "WS")
+    assert r.exit_code == 1 and "PACKAGE_CHECK_FAILED" in r.output
+    assert js(data, "record", "list", "--limit", "1")["total"] == before
+    # a rerun of the first check can be compared with it; a lone run cannot
+    r = run(data, "check", "--record", str(ids[0]), "--stage", "长期保存")
+    again = int(r.output.split("#", 1)[1].split()[0])
+    diff = js(data, "check-report", str(again), "--compare")
+    assert diff["other_id"] == run_id and diff["changes"] == []
+    r = run(data, "check-report", str(run_id), "--compare")
+    assert r.exit_code == 1 and "NO_PREVIOUS_RUN" in r.output
+    r = run(data, "check", "--stage", "不存在的环节", "--record", str(ids[0]))
+    assert r.exit_code == 1 and "UNKNOWN_STAGE" in r.output and "Traceback" not in r.output
+    r = run(data, "check", str(tmp_path / "missing.zip"))
+    assert r.exit_code == 1 and "FILE_MISSING" in r.output
