@@ -53,6 +53,7 @@ from dangan.errors import NotFound, Problems, StateError, ValidationFailed
 from dangan.services.access import require, visible
 from dangan.services.context import Actor, Dangan
 from dangan.services.views import iso
+from dangan.storage.hashing import digests
 
 MAX_RECORDS_PER_RUN = 20_000
 
@@ -613,15 +614,8 @@ def store_report(app: Dangan, actor: Actor, run_id: int, report: RunReport, *, a
 
 
 def _file_digests(path: Path, algs: set[str]) -> dict[str, str]:
-    hs = {a: hashlib.new(a) for a in algs if a in hashlib.algorithms_available}
     with path.open("rb") as fh:
-        while True:
-            b = fh.read(1024 * 1024)
-            if not b:
-                break
-            for h in hs.values():
-                h.update(b)
-    return {a: h.hexdigest() for a, h in hs.items()}
+        return digests(fh, algs)
 
 
 def _workdir(app: Dangan) -> Path:

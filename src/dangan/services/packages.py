@@ -22,6 +22,7 @@ from dangan.services.access import require, visible
 from dangan.services.context import Actor, Dangan
 from dangan.services.files import NewFile
 from dangan.services.records import RecordInput
+from dangan.storage.hashing import digests
 
 FORMATS = {"eep": "DA/T 48 电子文件封装包", "bagit": "BagIt 包（含 METS/PREMIS）"}
 MAX_EXPORT = 10_000
@@ -114,15 +115,8 @@ def _export_eeps(app: Dangan, targets: list[RecordUnderCheck], dest: Path, unit:
 
 
 def _digests(path: Path) -> dict[str, str]:
-    sha, sm3 = hashlib.sha256(), hashlib.new("sm3")
     with path.open("rb") as fh:
-        while True:
-            b = fh.read(1024 * 1024)
-            if not b:
-                break
-            sha.update(b)
-            sm3.update(b)
-    return {"sha256": sha.hexdigest(), "sm3": sm3.hexdigest()}
+        return digests(fh, {"sha256", "sm3"})
 
 
 def import_package(app: Dangan, actor: Actor, path: Path, *, fonds: str, category: str, department: str | None = None,

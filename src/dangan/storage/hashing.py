@@ -50,3 +50,12 @@ def digest_stream(stream: BinaryIO) -> DualDigest:
 
 def sm3_hex(data: bytes) -> str:
     return hashlib.new("sm3", data).hexdigest()
+
+
+def digests(stream: BinaryIO, algorithms: set[str] | frozenset[str]) -> dict[str, str]:
+    """Hex digests of a stream for several algorithms (hashlib names: sha256, sm3, sha512, md5 …) in one read."""
+    hs = {a: hashlib.new(a) for a in algorithms if a in hashlib.algorithms_available}
+    for b in iter_chunks(stream):
+        for h in hs.values():
+            h.update(b)
+    return {a: h.hexdigest() for a, h in hs.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections import defaultdict
 from typing import Any
@@ -19,6 +18,7 @@ from dangan.checks.items.common import (
     strings,
 )
 from dangan.checks.model import Dimension, Stage
+from dangan.storage.hashing import digests
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -487,12 +487,5 @@ class PackageConsistency(CheckItem):
 
 
 def _digests(opener: Any, names: set[str]) -> dict[str, str]:
-    hs = {n: hashlib.new(n) for n in names}
     with opener() as fh:
-        while True:
-            b = fh.read(1024 * 1024)
-            if not b:
-                break
-            for h in hs.values():
-                h.update(b)
-    return {n: h.hexdigest() for n, h in hs.items()}
+        return digests(fh, names)

@@ -122,8 +122,19 @@ def run_check(request: Request, body: RunBody, dangan: Dangan = Depends(get_dang
 
 def _job_error(view: dict[str, Any]) -> DanganError:
     e = view.get("error") or {}
-    err = ValidationFailed(e.get("message", "检测失败"), code=e.get("code", "CHECK_FAILED"))
-    return err
+    return ValidationFailed(e.get("message", "检测失败"), code=e.get("code", "CHECK_FAILED"), detail=e.get("detail"))
+
+
+def _run_upload_job(request: Request, dangan: Dangan, actor: Actor, jid: str, path: Path, work: Any) -> dict[str, Any]:
+    """A large upload is worked on in the background (the answer says where to poll); a small one at once: its
+    result, or its error as the answer."""
+    if path.stat().st_size > dangan.settings.async_threshold:
+        _runner(request).start(dangan, jid, work)
+        return {"job": jobs.get_job(dangan, actor, jid), "poll": f"/api/v1/jobs/{jid}"}
+    view = jobs.run(dangan, jid, work)
+    if view["status"] != "done":
+        raise _job_error(view)
+    return view["result"]
 
 
 def _save_package(dangan: Dangan, actor: Actor, upload: UploadFile, kind: str, params: dict[str, Any]) -> tuple[str, Path]:
@@ -158,13 +169,8 @@ def check_package(request: Request, package: UploadFile = File(description="数�
         finally:
             jobs.remove_workdir(dangan, jid)
 
-    if path.stat().st_size > dangan.settings.async_threshold:
-        _runner(request).start(dangan, jid, work)
-        return {"job": jobs.get_job(dangan, actor, jid), "poll": f"/api/v1/jobs/{jid}"}
-    view = jobs.run(dangan, jid, work)
-    if view["status"] != "done":
-        raise _job_error(view)
-    return check_svc.get_run(dangan, actor, view["result"]["check_run_id"])
+    done = _run_upload_job(request, dangan, actor, jid, path, work)
+    return done if "poll" in done else check_svc.get_run(dangan, actor, done["check_run_id"])
 
 
 @router.get("/checks", summary="检测记录（最新在前；只含您有权查看的）")
@@ -240,15 +246,7 @@ def import_package(request: Request, package: UploadFile = File(description="数
         finally:
             jobs.remove_workdir(dangan, jid)
 
-    if path.stat().st_size > dangan.settings.async_threshold:
-        _runner(request).start(dangan, jid, work)
-        return {"job": jobs.get_job(dangan, actor, jid), "poll": f"/api/v1/jobs/{jid}"}
-    view = jobs.run(dangan, jid, work)
-    if view["status"] != "done":
-        e = view.get("error") or {}
-        raise ValidationFailed(e.get("message", "导入失败"), code=e.get("code", "IMPORT_FAILED"),
-                               detail=e.get("detail"))
-    return view["result"]
+    return _run_upload_job(request, dangan, actor, jid, path, work)
 
 
 # ---------------------------------------------------------------- scheduled fixity audit
