@@ -248,10 +248,11 @@ def validate_pdf(path: str, ident: Identification | None = None) -> Validation:
         if v.page_count == 0:
             v.problems.append("PDF 没有页面")
         try:
-            meta = pdf.open_metadata()
-            part = meta.get("pdfaid:part")
-            if part:
-                v.details["pdfa"] = f"{part}{(meta.get('pdfaid:conformance') or '').upper()}"
+            if pdf.Root.get("/Metadata") is not None:  # no XMP stream: nothing to parse (most office PDFs)
+                meta = pdf.open_metadata()
+                part = meta.get("pdfaid:part")
+                if part:
+                    v.details["pdfa"] = f"{part}{(meta.get('pdfaid:conformance') or '').upper()}"
         except Exception as e:  # noqa: BLE001
             v.warnings.append(f"XMP 元数据无法解析：{type(e).__name__}")
         messages = [str(w) for w in pdf.get_warnings()]
