@@ -105,10 +105,13 @@ def test_scheme_editor_saves_and_shows_errors(as_user) -> None:  # type: ignore[
     assert pg.locator("input[name='format_allowed.veto']").is_checked()
     # a wrong parameter type is refused field by field and nothing changes
     pg.fill("input[name='process_records.param.required_roles']", "[1, 2]")
+    pg.locator("input[name='format_allowed.veto']").uncheck()
     pg.click("#save-scheme")
     assert "未保存" in pg.locator("#form-errors").inner_text()
+    # what was entered is shown again (not the saved scheme), so that the person corrects only the one field
+    assert not pg.locator("input[name='format_allowed.veto']").is_checked()
+    assert pg.input_value("input[name='process_records.param.required_roles']") == "[1, 2]"
     shot(pg, "checks-06-scheme-error")
-    pg.locator("input[name='format_allowed.veto']").uncheck()
     pg.fill("input[name='process_records.param.required_roles']", "{}")
     pg.click("#save-scheme")
     pg.wait_for_url("**done=scheme_saved")

@@ -247,8 +247,12 @@ def schemes_page(request: Request, done: str | None = Query(None, max_length=16)
 
 
 def _scheme_page(request: Request, dangan: Dangan, actor: Actor, scheme_id: int, *, error: DanganError | None = None,
-                 status: int = 200, notice: str = "") -> Response:
+                 status: int = 200, notice: str = "", submitted: dict[str, Any] | None = None) -> Response:
     sch = check_svc.get_scheme(dangan, actor, scheme_id)
+    for it in sch["items"] if submitted else []:  # a refused form shows what the person entered, not the saved scheme
+        mine = submitted.get(it["key"], {})  # type: ignore[union-attr]
+        it.update({k: mine[k] for k in ("enabled", "veto", "advisory") if k in mine})
+        it["params"] = {**it["params"], **mine.get("params", {})}
     crumbs = [("首页", "/"), ("检测方案", "/check-schemes"), (sch["name"], None)]
     problems = {p.field: p.message for p in (error.problems if error else [])}
     return render(request, "check_scheme.html", {"scheme": sch, "error": error, "problems": problems,
@@ -303,7 +307,7 @@ def scheme_save(request: Request, scheme_id: int, form: FormData = Depends(form_
     except PermissionDenied:
         raise
     except DanganError as e:
-        return _scheme_page(request, dangan, actor, scheme_id, error=e, status=e.status)
+        return _scheme_page(request, dangan, actor, scheme_id, error=e, status=e.status, submitted=items)
     return _see_other(f"/check-schemes/{scheme_id}?done=scheme_saved")
 
 
