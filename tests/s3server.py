@@ -103,8 +103,8 @@ def start_server(root: Path) -> S3Server:
     master, volume, filer, s3, g_master, g_volume, g_filer, g_s3 = _free_ports(8)
     cmd = [
         weed, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={master}", f"-master.port.grpc={g_master}", "-master.volumeSizeLimitMB=256",
-        f"-volume.port={volume}", f"-volume.port.grpc={g_volume}", "-volume.max=50",
+        f"-master.port={master}", f"-master.port.grpc={g_master}", "-master.volumeSizeLimitMB=32",
+        f"-volume.port={volume}", f"-volume.port.grpc={g_volume}", "-volume.max=2000",
         "-filer", f"-filer.port={filer}", f"-filer.port.grpc={g_filer}",
         "-s3", f"-s3.port={s3}", f"-s3.port.grpc={g_s3}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         f"-s3.config={cfg}",
@@ -153,7 +153,8 @@ def s3_server() -> Iterator[S3Server]:
         yield server
     finally:
         stop_server(server)
-        shutil.rmtree(root, ignore_errors=True)
+        if not os.environ.get("DANGAN_KEEP_WEED"):
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
