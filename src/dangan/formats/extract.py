@@ -215,7 +215,7 @@ def _dispatch(path: str, name: str, ident: Identification, size: int, out: _Out)
         return _ofd(path, out)
     if family == "zip":
         if "opendocument" in mime:
-            return _odf(path, out)
+            return _odf(path, out, mime)
         if "wordprocessingml" in mime or "ms-word" in mime:
             return _docx(path, out)
         if "spreadsheetml" in mime or "ms-excel" in mime:
@@ -655,14 +655,15 @@ def _xlsx(path: str, out: _Out) -> str | None:
             if number > out.max_pages:
                 out.truncated = True
                 break
-            if not out.add(number, ws.title):
-                return None
+            title = ws.title  # the sheet's name comes first, when the sheet has content
             try:
                 ws.reset_dimensions()  # a wrong <dimension> would pad every row with empty cells
                 for i, row in enumerate(ws.iter_rows(values_only=True)):
                     if i % 1000 == 0 and out.timed_out():
                         return None
                     line = " ".join(t for t in (_cell_text(v) for v in row) if t)
+                    if line and title:
+                        line, title = f"{title}\n{line}", ""
                     if line and not out.add(number, line):
                         return None
             except Exception as e:  # noqa: BLE001
@@ -678,7 +679,8 @@ _TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
 _TABLE = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
 _DRAW = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
 _ODF_BLOCKS = frozenset({f"{{{_TEXT}}}p", f"{{{_TEXT}}}h", f"{{{_TABLE}}}table-row"})
-_ODF_PAGES = frozenset({f"{{{_TABLE}}}table", f"{{{_DRAW}}}page"})
+_ODF_SHEETS = frozenset({f"{{{_TABLE}}}table"})
+_ODF_SLIDES = frozenset({f"{{{_DRAW}}}page"})
 _ODF_SKIP = {"annotation", "tracked-changes", "note-citation", "sequence-decls", "table-columns", "table-column"}
 
 
@@ -710,7 +712,7 @@ def _odf_collect(el: etree._Element, out: list[str]) -> None:
             out.append(child.tail)
 
 
-def _odf(path: str, out: _Out) -> str | None:
+def _odf(path: str, out: _Out, mime: str = "") -> str | None:
     zf, pkg = _open_package(path, "OpenDocument 文档")
     with zf:
         content = pkg._lookup("content.xml", True)
@@ -718,8 +720,12 @@ def _odf(path: str, out: _Out) -> str | None:
             raise _Fail("unreadable", "OpenDocument 文档中没有 content.xml，文件可能已损坏")
         page = 1
         seen_page = False
+        title = ""
+        # one page per sheet or slide; a text document's tables are not pages
+        page_tags = (_ODF_SHEETS if "spreadsheet" in mime else
+                     _ODF_SLIDES if "presentation" in mime or "graphics" in mime else frozenset())
         try:
-            for kind, el in _stream(pkg, content, _ODF_BLOCKS, _ODF_PAGES, out=out):
+            for kind, el in _stream(pkg, content, _ODF_BLOCKS, page_tags, out=out):
                 if kind == "page":
                     if seen_page:
                         page += 1
@@ -727,14 +733,15 @@ def _odf(path: str, out: _Out) -> str | None:
                     if page > out.max_pages:
                         out.truncated = True
                         return None
-                    title = el.get(f"{{{_TABLE}}}name") if _local(el.tag) == "table" else None
-                    if title and not out.add(page, title):
-                        return None
+                    title = (el.get(f"{{{_TABLE}}}name") or "") if _local(el.tag) == "table" else ""
                     continue
-                parts: list[str] = []
+                parts: list[str] = [title + "\n"] if title else []
                 _odf_collect(el, parts)
-                if not out.add(page, "".join(parts)):
-                    return None
+                text = "".join(parts)
+                if text.strip() != title:
+                    title = ""
+                    if not out.add(page, text):
+                        return None
         except _read_errors() as e:
             raise _Fail("unreadable", _problem(pkg, content, e)) from None
     return "文档中没有文字"
