@@ -533,3 +533,21 @@ def test_never_raises_on_the_corpus(path):
     assert pages == sorted(set(pages)) and all(n >= 1 for n in pages)
     for p in e.pages:
         assert p.text and p.text == normalize(p.text)
+
+
+def test_time_limit():
+    e = ex(OFD / "einvoice-huhuang-5pages-signed.ofd", max_seconds=0)
+    assert e.status == "unreadable" and "超时" in e.message and e.truncated
+
+
+def test_xlsx_with_doctype_is_refused(tmp_path):
+    src = FMT / "xlsx-stanley-cups.xlsx"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(tmp_path / "dtd.xlsx", "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "xl/sharedStrings.xml":
+                data = data.replace(b"?>", b'?><!DOCTYPE sst [<!ENTITY x "EXPANDED">]>', 1).replace(
+                    b"<t>Blues</t>", b"<t>&x;</t>")
+            zout.writestr(info, data)
+    e = ex(tmp_path / "dtd.xlsx")
+    assert e.status == "unreadable" and "DOCTYPE" in e.message

@@ -124,6 +124,7 @@ class _Out:
         self.truncated = False
         self.notes: list[str] = []
         self.encoding: str | None = None
+        self.out_of_time = False
 
     @property
     def full(self) -> bool:
@@ -155,9 +156,9 @@ class _Out:
 
     def timed_out(self) -> bool:
         if time.monotonic() > self.deadline:
-            if not self.truncated:
+            if not self.out_of_time:
                 self.notes.append("提取超时，只取得了前面部分的文本")
-            self.truncated = True
+            self.out_of_time = self.truncated = True
             return True
         return False
 
@@ -192,8 +193,13 @@ def extract_text(path: str, name: str = "", ident: Identification | None = None,
         return Extraction(status="unreadable", message=f"提取文本时发生意外错误：{type(e).__name__}: {e}"[:500])
     pages = out.pages()
     notes = list(dict.fromkeys(out.notes))
-    if out.truncated and not any("超时" in n or "只" in n for n in notes):
-        notes.append(f"文本过长，只保留了前 {out.chars} 个字符" if out.full else "页数过多，只提取了前面的页")
+    if out.full and out.truncated:
+        notes.append(f"文本过长，只保留了前 {out.chars} 个字符")
+    elif out.truncated and not notes:
+        notes.append("页数过多，只提取了前面的页")
+    if not pages and out.out_of_time:
+        return Extraction(status="unreadable", message="提取超时，未取得任何文本", encoding=out.encoding,
+                          truncated=True)
     if not pages:
         return Extraction(status="empty", message="；".join([empty_message or "文件中没有可提取的文字", *notes]),
                           encoding=out.encoding, truncated=out.truncated)
@@ -634,12 +640,15 @@ def _xlsx(path: str, out: _Out) -> str | None:
                and pkg.files[n].info.file_size > MAX_MARKUP_BYTES]
         if big:
             raise _Fail("unreadable", f"{big[0]} 过大（超过 {MAX_MARKUP_BYTES} 字节），拒绝读取")
-        for name in pkg.files:
-            if name.lower().endswith(".xml") and pkg.files[name].info.file_size < 65536:
+        for name in pkg.files:  # openpyxl's parser would expand declared entities: refuse a DOCTYPE
+            if name.lower().endswith((".xml", ".rels")):
+                chunks = pkg.open_chunks(name)
                 try:
-                    head = pkg.read(name, 65536)
+                    head = next(chunks, b"")
                 except _read_errors():
                     continue
+                finally:
+                    chunks.close()
                 if _has_doctype(head):
                     raise _Fail("unreadable", f"{name} 含有 DOCTYPE/实体声明，出于安全原因不予解析")
     import openpyxl
