@@ -35,6 +35,7 @@ from dangan.search.segment import (
     normalize,
     normalize_archival_code,
     normalize_doc_number,
+    word_tokens,
 )
 
 MAX_QUERY_CHARS = 500
@@ -282,7 +283,7 @@ class _Parser:
         text = normalize(raw).strip()
         a = analyse(text)
         # a word needs all of its segments and whole codes; a phrase, its main stream in order
-        segs = list(a.main) if phrase else list(dict.fromkeys([*a.main, *a.codes]))
+        segs = list(a.main) if phrase else word_tokens(text)
         if not segs:
             if text:
                 self.unsearchable.append(text)

@@ -151,6 +151,19 @@ def analyse(text: str) -> Analysis:
     return Analysis(tuple(main), tuple(extra), tuple(codes))
 
 
+def word_tokens(text: str) -> list[str]:
+    """The tokens a search *word* requires (query side): its main stream and its whole codes.
+
+    A 文号 inside the word is required through its whole-code tokens only, not through its written
+    parts, so 国办发（2024）第012号 asks for what 国办发〔2024〕12号 is indexed with.
+    """
+    norm = normalize(text)
+    a = analyse(norm)
+    if a.codes and _DOC_NUMBER_IN_TEXT.search(norm):
+        a = Analysis(analyse(_DOC_NUMBER_IN_TEXT.sub(" ", norm)).main, (), a.codes)
+    return list(dict.fromkeys([*a.main, *a.codes]))
+
+
 def segment(text: str) -> list[str]:
     """Tokens to index for *text*: main stream, then extras, then whole codes (the module docstring).
 
