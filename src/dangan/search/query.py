@@ -3,7 +3,8 @@
 Syntax (after NFKC, so full-width （）：＂ work like ( ) : ")
 
     档案 归档              both words (AND); each word is segmented like documents, and all of its
-                           segments are required: 档案管理 → 档案 AND 管理
+                           main-stream segments are required: 档案管理 → 档案 AND 管理; a 档号 or 文号
+                           in a word is also required whole (segment.word_tokens)
     "电子档案管理"          a phrase: its segments, consecutive and in order (also “…” 「…」 『…』)
     通知 OR 通报, 通知 或 通报   either
     -草稿, NOT 草稿         exclusion (needs at least one positive word beside it)

@@ -94,6 +94,11 @@ _DOC_NUMBER_IN_TEXT = re.compile(
 _ARCHIVAL_CODE_IN_TEXT = re.compile(
     rf"(?<![0-9a-z·\-])[0-9a-z]+(?:[-·][0-9a-z{_HAN}]+)+[-·][0-9]+(?![0-9a-z])"
 )
+# The same 文号 found from its bracketed year (linear time on long runs of Chinese text).
+_DOC_NUMBER_TAIL = re.compile(
+    rf"[{re.escape(_OPEN)}]\s*([0-9]{{4}})\s*[{re.escape(_CLOSE)}]\s*第?\s*([0-9]{{1,8}})(?:\s*号)?"
+)
+_DAIZI_CHAR = re.compile(_DAIZI)
 _CODE_SEPARATORS = re.compile(r"[-·]")
 _LATIN = re.compile(r"[a-z]")
 _NON_WORD = re.compile(r"[\W_]+")  # \w is str.isalnum() plus "_"
@@ -109,8 +114,9 @@ def normalize(text: str) -> str:
     characters and lone surrogates are removed."""
     out = fold(text).lower()
     # lower() can produce characters that NFKC would change again (rare); settle it.
-    again = unicodedata.normalize("NFKC", out)
-    return out if again == out else again.lower().translate(_TRANSLATE)
+    if out.isascii() or unicodedata.is_normalized("NFKC", out):
+        return out
+    return unicodedata.normalize("NFKC", out).lower().translate(_TRANSLATE)
 
 
 def fold(text: str) -> str:
@@ -142,12 +148,12 @@ def analyse(text: str) -> Analysis:
     extra: list[str] = []
     cleaned = _NON_WORD.sub(" ", norm)
     if cleaned.strip():
+        add_main, add_extra, refine = main.extend, extra.extend, _refine
         for word in rjieba.cut(cleaned):
-            if not word.isalnum() or len(word) > MAX_TOKEN_CHARS:
-                continue
-            fine, rest = _refine(word)
-            main.extend(fine)
-            extra.extend(rest)
+            fine, rest = refine(word)
+            add_main(fine)
+            if rest:
+                add_extra(rest)
     return Analysis(tuple(main), tuple(extra), tuple(codes))
 
 
@@ -183,6 +189,8 @@ def index_text(text: str) -> str:
 def _refine(word: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(main-stream pieces, extras) for one rjieba word, following cut_for_search's sub-word rule."""
     n = len(word)
+    if not word.isalnum() or n > MAX_TOKEN_CHARS:  # the spaces between words, over-long tokens
+        return (), ()
     if n <= 2:
         return (word,), ()
     grams: list[tuple[int, str]] = []
@@ -220,13 +228,24 @@ def _tile(n: int, grams: list[tuple[int, str]]) -> list[tuple[int, str]] | None:
 
 def _code_tokens(norm: str) -> list[str]:
     out: list[str] = []
-    for m in _DOC_NUMBER_IN_TEXT.finditer(norm):
-        run, year, number = m.group(1), m.group(2), int(m.group(3))
+    for m in _DOC_NUMBER_TAIL.finditer(norm):
+        end = m.start()
+        while end > 0 and norm[end - 1].isspace():
+            end -= 1
+        start = end
+        while start > 0 and end - start < _DAIZI_MAX and _DAIZI_CHAR.match(norm[start - 1]):
+            start -= 1
+        run = norm[start:end]
+        if not run:
+            continue
+        year, number = m.group(1), int(m.group(2))
         tail = f"{year}{number}号"
-        sizes = range(_DAIZI_MIN, min(len(run), _DAIZI_MAX) + 1) if len(run) >= _DAIZI_MIN else (len(run),)
+        sizes = range(_DAIZI_MIN, len(run) + 1) if len(run) >= _DAIZI_MIN else (len(run),)
         out.extend(run[-k:] + tail for k in sizes)
-        if m.group(3) != str(number):  # 012号 is also found as 12号
+        if m.group(2) != str(number):  # 012号 is also found as 12号
             out.append(str(number))
+    if "-" not in norm and "·" not in norm:
+        return out
     for m in _ARCHIVAL_CODE_IN_TEXT.finditer(norm):
         code = m.group()
         if _LATIN.search(code) and len(_CODE_SEPARATORS.findall(code)) >= 2:
