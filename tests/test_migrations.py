@@ -9,9 +9,20 @@ from dangan.errors import ConfigError
 from dangan.storage import open_store
 
 
+def _orm_managed(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+    """The search index's engine-specific parts are made by migration 0005, not described by the models:
+    the FTS5 table and its shadow tables on SQLite, the generated tsv column and its GIN index on PostgreSQL."""
+    if type_ == "table" and name.startswith("search_fts"):
+        return False
+    if type_ == "column" and name == "tsv" and getattr(obj.table, "name", "") == "search_docs":
+        return False
+    return not (type_ == "index" and name == "ix_search_docs_tsv")
+
+
 def test_no_drift_between_models_and_migrations(any_app):
     with any_app.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": _orm_managed})
+        diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
 
 

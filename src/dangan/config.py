@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     fixity_audit_interval_minutes: int = 60
     # run the 归档环节四性检测 before a record is accepted (filed); a failing veto item refuses the filing
     filing_checks: bool = True
+    # 检索: keep the search index in step after every change (metadata at once; files' text in a background thread)
+    search_index: bool = True
+    search_extract_on_commit: bool = True
     # ClamAV daemon for 病毒检测: "unix:/run/clamav/clamd.ctl" or "tcp:127.0.0.1:3310"; empty: not configured
     clamd_address: str = ""
     # SM2 private key (PEM or hex file) that signs exported DA/T 48 packages; empty: a key is made in the data folder

@@ -427,3 +427,47 @@ class CheckResult(Base):
     evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
     evidence_count: Mapped[int] = mapped_column(Integer, default=0)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class FileText(Base):
+    """What text extraction found in one file (全文): status, and its pages in FileTextPage."""
+
+    __tablename__ = "file_texts"
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
+    record_id: Mapped[int] = mapped_column(Integer, index=True)
+    status: Mapped[str] = mapped_column(String(16))  # ok | empty | unreadable | unsupported
+    encoding: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    chars: Mapped[int] = mapped_column(Integer, default=0)
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    extracted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FileTextPage(Base):
+    """The text of one page of a file, kept for snippets with the page number of a hit."""
+
+    __tablename__ = "file_text_pages"
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
+    page: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class SearchDoc(Base):
+    """One record as the search index sees it: each field segmented (search.segment.index_text).
+
+    SQLite keeps an FTS5 table `search_fts` over these columns (external content, synchronised by triggers);
+    PostgreSQL a generated, weighted `tsv` column with a GIN index. Both are made by migration 0005, not here.
+    """
+
+    __tablename__ = "search_docs"
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), primary_key=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    doc_number: Mapped[str] = mapped_column(Text, default="")
+    responsible: Mapped[str] = mapped_column(Text, default="")
+    archival_code: Mapped[str] = mapped_column(Text, default="")
+    keywords: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    seg_version: Mapped[str] = mapped_column(String(40))
+    content_files: Mapped[int] = mapped_column(Integer, default=0)  # files whose text is in `content`
+    indexed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

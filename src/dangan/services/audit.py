@@ -45,6 +45,8 @@ ACTION_LABELS = {
     "check.filing": "归档环节四性检测",
     "check.scheme": "修改四性检测方案",
     "package.export": "导出封装包",
+    "record.search": "检索",
+    "search.reindex": "重建检索索引",
     "package.import": "导入数据包",
     "storage.sweep": "清理无引用内容",
     "audit.view": "查看审计日志",

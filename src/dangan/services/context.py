@@ -99,6 +99,22 @@ class Dangan:
     def uow(self, actor: Actor, action: str = "", object_type: str = "", object_id: str = "") -> UnitOfWork:
         return UnitOfWork(self, actor, action, object_type, object_id)
 
+    def after_commit_index(self, events: list[Any]) -> None:
+        """Hand the records a unit of work created or changed to the search indexer (never fails the work)."""
+        if not self.settings.search_index or not events:
+            return
+        from dangan.services import search
+
+        ids = search.after_commit_ids(events)
+        if ids:
+            self.indexer.submit(ids, extract=self.settings.search_extract_on_commit)
+
+    @functools.cached_property
+    def indexer(self) -> Any:
+        from dangan.services.search import Indexer
+
+        return Indexer(self)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -149,6 +165,7 @@ class UnitOfWork:
         if exc is None:
             for hook in self.after_commit:
                 hook()
+            self.app.after_commit_index(self.events)
             return False
         if isinstance(exc, IntegrityError):
             err: DanganError = Conflict("数据与已有记录冲突（可能被他人同时修改），本次操作未保存，请刷新后重试",

@@ -1,0 +1,565 @@
+"""检索: the search index kept in step with the archive, Chinese full-text and metadata search trimmed in the query.
+
+- Every record has one `search_docs` row: its fields segmented (search.segment.index_text), its files' text in
+  `content`. SQLite keeps an FTS5 table over it (triggers of migration 0005); PostgreSQL a weighted tsvector.
+- The index follows the archive: a unit of work that created or changed records hands their ids to the
+  `Indexer` after commit (metadata at once, then the text of new files in a background thread); `reindex`
+  rebuilds what is missing or stale, resumably, in parallel; `dangan reindex` runs it with a progress bar.
+- A search is one SQL query over the index joined to `records`, with the reader's trimming (`visible`) and the
+  filters in its WHERE: hits, totals and facets never count a record the reader may not see.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import json
+import logging
+import math
+import os
+import queue
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Date, Select, delete, func, literal, literal_column, or_, select, text, tuple_
+from sqlalchemy.orm import Session
+
+from dangan.db.models import (
+    Category,
+    Department,
+    File,
+    FileText,
+    FileTextPage,
+    Fonds,
+    Record,
+    SearchDoc,
+    utcnow,
+)
+from dangan.domain.retention import parse_retention
+from dangan.domain.states import STATE_LABELS, RecordState
+from dangan.errors import ValidationFailed
+from dangan.search import (
+    SEGMENTATION_VERSION,
+    highlight_terms,
+    index_text,
+    normalize,
+    parse,
+    to_fts5,
+    to_tsquery,
+)
+from dangan.search.segment import normalize_archival_code
+from dangan.services.access import require, visible
+from dangan.services.context import Actor, Dangan
+from dangan.services.views import iso
+
+log = logging.getLogger("dangan.search")
+
+NO_DATE = dt.date(1900, 1, 1)  # records without a 日期 sort as the oldest
+MAX_CONTENT_CHARS = 400_000   # of a record's extracted text put into the index (PostgreSQL: tsvector ≤ 1 MB)
+INDEX_BATCH = 500
+MAX_LIMIT = 100
+SNIPPET_CHARS = 120
+INDEXED_ACTIONS = frozenset({"record.create", "record.update", "record.file", "record.submit", "record.return",
+                             "record.transition", "file.add", "file.remove"})
+
+
+# ---------------------------------------------------------------- keeping the index in step
+
+
+def _docs(s: Session, ids: list[int]) -> list[dict[str, Any]]:
+    recs = s.execute(select(Record.id, Record.title, Record.doc_number, Record.responsible, Record.archival_code,
+                            Record.meta, Record.state).where(Record.id.in_(ids))).all()
+    texts: dict[int, list[str]] = {}
+    nfiles: dict[int, int] = {}
+    rows = s.execute(select(File.record_id, FileTextPage.text).join(FileTextPage, FileTextPage.file_id == File.id)
+                     .where(File.record_id.in_(ids), File.is_current).order_by(File.record_id, File.sequence,
+                                                                               FileTextPage.page)).all()
+    for rid, t in rows:
+        texts.setdefault(rid, []).append(t)
+    for rid, n in s.execute(select(File.record_id, func.count(FileText.file_id)).join(FileText, FileText.file_id == File.id)
+                            .where(File.record_id.in_(ids), File.is_current).group_by(File.record_id)).all():
+        nfiles[rid] = n
+    out = []
+    now = utcnow()
+    for rid, title, doc_number, responsible, code, meta, state in recs:
+        if state == RecordState.DESTROYED.value:
+            continue
+        meta = meta or {}
+        kw = meta.get("keywords")
+        keywords = " ".join(kw) if isinstance(kw, list) else str(kw or "")
+        content = "\n".join(texts.get(rid, []))[:MAX_CONTENT_CHARS]
+        out.append({"record_id": rid, "title": index_text(title or ""), "doc_number": index_text(doc_number or ""),
+                    "responsible": index_text(responsible or ""), "archival_code": index_text(code or ""),
+                    "keywords": index_text(keywords), "content": index_text(_join_lines(content)),
+                    "seg_version": SEGMENTATION_VERSION, "content_files": nfiles.get(rid, 0), "indexed_at": now})
+    return out
+
+
+def _join_lines(text_: str) -> str:
+    # a Chinese phrase wrapped across two lines of a page is one phrase again
+    return re.sub(r"(?<=[\u4e00-\u9fff])\n(?=[\u4e00-\u9fff])", "", text_)
+
+
+def index_records(app: Dangan, record_ids: Iterable[int]) -> int:
+    """(Re)write the index rows of these records from what is stored now. Returns how many were written."""
+    ids = sorted({int(i) for i in record_ids})
+    n = 0
+    for i in range(0, len(ids), INDEX_BATCH):
+        chunk = ids[i:i + INDEX_BATCH]
+        with app.sessions.begin() as s:
+            docs = _docs(s, chunk)
+            s.execute(delete(SearchDoc).where(SearchDoc.record_id.in_(chunk)))
+            if docs:
+                s.execute(SearchDoc.__table__.insert(), docs)
+            n += len(docs)
+    return n
+
+
+def extract_files(app: Dangan, file_ids: Iterable[int], *, workers: int = 1) -> int:
+    """Extract the text of these files into file_texts / file_text_pages (replacing what was there)."""
+    from dangan.formats.extract import extract_text
+
+    ids = sorted(set(file_ids))
+    if not ids:
+        return 0
+    with app.read_sessions() as s:
+        rows = s.execute(select(File.id, File.record_id, File.name, File.storage_key).where(File.id.in_(ids))).all()
+
+    def one(row: Any) -> tuple[Any, Any]:
+        fid, rid, name, key = row
+        path, tmp = _local_path(app, key)
+        try:
+            return row, extract_text(path, name) if path else None
+        finally:
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        results = list(pool.map(one, rows))
+    with app.sessions.begin() as s:
+        s.execute(delete(FileTextPage).where(FileTextPage.file_id.in_(ids)))
+        s.execute(delete(FileText).where(FileText.file_id.in_(ids)))
+        for (fid, rid, _name, _key), ex in results:
+            if ex is None:
+                s.add(FileText(file_id=fid, record_id=rid, status="unreadable", message="存储中找不到该文件的内容",
+                               chars=0, pages=0, truncated=False))
+                continue
+            s.add(FileText(file_id=fid, record_id=rid, status=ex.status, encoding=ex.encoding, message=ex.message[:2000],
+                           chars=ex.chars, pages=len(ex.pages), truncated=ex.truncated))
+            s.flush()
+            if ex.pages:
+                s.execute(FileTextPage.__table__.insert(), [{"file_id": fid, "page": p.page, "text": p.text}
+                                                          for p in ex.pages])
+    return len(results)
+
+
+def _local_path(app: Dangan, key: str) -> tuple[str | None, str | None]:
+    """A path to read the blob from: the blob itself on a local store, a temporary copy otherwise."""
+    local = getattr(app.store, "_path", None)
+    if local is not None:
+        p = local(key)
+        return (str(p), None) if p.is_file() else (None, None)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="extract-", dir=str(app.settings.data_dir / "tmp")
+                                   if (app.settings.data_dir / "tmp").is_dir() else None)
+        with os.fdopen(fd, "wb") as out, app.store.open(key) as fh:
+            while b := fh.read(1 << 20):
+                out.write(b)
+        return tmp, tmp
+    except Exception:  # noqa: BLE001 - a missing blob: recorded as unreadable
+        return None, None
+
+
+class Indexer:
+    """After-commit indexing: metadata at once (in the caller's thread), the text of new files in a thread."""
+
+    def __init__(self, app: Dangan) -> None:
+        self.app = app
+        self._q: queue.Queue[list[int]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._busy = 0
+
+    def submit(self, record_ids: Iterable[int], *, extract: bool = True) -> None:
+        ids = sorted(set(record_ids))
+        if not ids:
+            return
+        try:
+            index_records(self.app, ids)
+        except Exception:  # the business operation has committed; `reindex` catches up later
+            log.exception("search index update failed for %d records", len(ids))
+            return
+        if not extract:
+            return
+        with self._lock:
+            self._busy += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="search-indexer", daemon=True)
+                self._thread.start()
+        self._q.put(ids)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                ids = self._q.get(timeout=5)
+            except queue.Empty:
+                return
+            try:
+                with self.app.read_sessions() as s:
+                    pending = list(s.scalars(select(File.id).outerjoin(FileText, FileText.file_id == File.id)
+                                             .where(File.record_id.in_(ids), File.is_current,
+                                                    FileText.file_id.is_(None))))
+                if pending:
+                    extract_files(self.app, pending)
+                    index_records(self.app, ids)
+            except Exception:  # noqa: BLE001
+                log.exception("text extraction failed for records %s…", ids[:5])
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    def flush(self, timeout: float = 60) -> None:
+        """Wait until every submitted record has its text indexed (tests, and the CLI before it exits)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._busy == 0:
+                    return
+            time.sleep(0.02)
+
+
+def after_commit_ids(events: Iterable[Any]) -> set[int]:
+    """The records a unit of work's audit events say it created or changed."""
+    ids: set[int] = set()
+    for ev in events:
+        if ev.outcome != "success" or ev.action not in INDEXED_ACTIONS:
+            continue
+        if ev.object_type == "record" and str(ev.object_id).isdigit():
+            ids.add(int(ev.object_id))
+        rid = (ev.detail or {}).get("record_id")
+        if isinstance(rid, int):
+            ids.add(rid)
+    return ids
+
+
+# ---------------------------------------------------------------- reindex (complete, parallel, resumable)
+
+
+def reindex(app: Dangan, actor: Actor, *, full: bool = False, workers: int | None = None,
+            progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Extract the text of every file that has none (all files with full=True), then index every record whose
+    index row is missing or older than the record or than its files' text. Interrupted, it resumes: what was
+    done is kept."""
+    require(actor, "search.reindex")
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    t0 = time.perf_counter()
+    with app.read_sessions() as s:
+        q = select(File.id).where(File.is_current)
+        if not full:
+            q = q.outerjoin(FileText, FileText.file_id == File.id).where(FileText.file_id.is_(None))
+        file_ids = list(s.scalars(q.order_by(File.id)))
+    done = 0
+    for i in range(0, len(file_ids), 200):
+        done += extract_files(app, file_ids[i:i + 200], workers=workers)
+        if progress:
+            progress("text", done, len(file_ids))
+    with app.read_sessions() as s:
+        newest_text = (select(FileText.record_id, func.max(FileText.extracted_at).label("t"))
+                       .group_by(FileText.record_id).subquery())
+        q = (select(Record.id).outerjoin(SearchDoc, SearchDoc.record_id == Record.id)
+             .outerjoin(newest_text, newest_text.c.record_id == Record.id)
+             .where(Record.state != RecordState.DESTROYED.value))
+        if not full:
+            q = q.where(or_(SearchDoc.record_id.is_(None), SearchDoc.seg_version != SEGMENTATION_VERSION,
+                            SearchDoc.indexed_at < Record.updated_at, SearchDoc.indexed_at < newest_text.c.t))
+        rec_ids = list(s.scalars(q.order_by(Record.id)))
+    indexed = 0
+    for i in range(0, len(rec_ids), INDEX_BATCH):
+        indexed += index_records(app, rec_ids[i:i + INDEX_BATCH])
+        if progress:
+            progress("index", min(i + INDEX_BATCH, len(rec_ids)), len(rec_ids))
+    with app.uow(actor) as uow:
+        uow.audit("search.reindex", "search", "", full=full, files=len(file_ids), records=indexed)
+    return {"files_extracted": len(file_ids), "records_indexed": indexed, "seconds": round(time.perf_counter() - t0, 2),
+            "full": full}
+
+
+# ---------------------------------------------------------------- search
+
+
+@dataclass
+class SearchFilter:
+    fonds: str | None = None
+    category: str | None = None
+    year: int | None = None
+    year_from: int | None = None
+    year_to: int | None = None
+    retention_period: str | None = None
+    department: str | None = None
+    security_level: str | None = None
+    state: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+
+SORTS = ("relevance", "date", "date_asc")
+
+
+def _filters(q: Select[Any], f: SearchFilter) -> Select[Any]:
+    if f.fonds:
+        q = q.where(Record.fonds_id.in_(select(Fonds.id).where(Fonds.code == f.fonds)))
+    if f.category:
+        cats = select(Category.id).where(Category.code == f.category)
+        if f.fonds:
+            cats = cats.where(Category.fonds_id.in_(select(Fonds.id).where(Fonds.code == f.fonds)))
+        q = q.where(Record.category_id.in_(cats))
+    if f.year is not None:
+        q = q.where(Record.year == f.year)
+    if f.year_from is not None:
+        q = q.where(Record.year >= f.year_from)
+    if f.year_to is not None:
+        q = q.where(Record.year <= f.year_to)
+    if f.retention_period:
+        try:
+            q = q.where(Record.retention_period == parse_retention(f.retention_period).code)
+        except ValueError as e:
+            raise ValidationFailed(str(e), code="NOT_IN_DOMAIN") from None
+    if f.department:
+        q = q.where(Record.department_id.in_(select(Department.id).where(
+            or_(Department.code == f.department, Department.name == f.department))))
+    if f.security_level:
+        q = q.where(Record.security_level == f.security_level)
+    if f.state:
+        state = {v: k.value for k, v in STATE_LABELS.items()}.get(f.state, f.state)
+        q = q.where(Record.state == state)
+    for value, op in ((f.date_from, ">="), (f.date_to, "<=")):
+        if value:
+            from dangan.domain.schema import parse_date
+
+            try:
+                d = parse_date(value)
+            except ValueError:
+                raise ValidationFailed(f"日期“{value[:20]}”无法识别，请写成 2024-03-05", code="WRONG_TYPE") from None
+            q = q.where(Record.date >= d if op == ">=" else Record.date <= d)
+    return q
+
+
+def _encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        v = json.loads(raw)
+        if not isinstance(v, list) or len(v) != 2 or not isinstance(v[1], int) or isinstance(v[1], bool):
+            raise ValueError
+        if sort == "relevance":
+            score = float(v[0])
+            if not math.isfinite(score):
+                raise ValueError
+            return score, v[1]
+        return dt.date.fromisoformat(str(v[0])[:10]), v[1]
+    except (ValueError, TypeError, json.JSONDecodeError, binascii.Error):
+        raise ValidationFailed("翻页参数无效，请从第一页重新检索", code="BAD_CURSOR") from None
+
+
+def search(app: Dangan, actor: Actor, q: str, flt: SearchFilter | None = None, *, sort: str = "relevance",
+           cursor: str | None = None, limit: int = 20, facets: bool = True, audit: bool = True) -> dict[str, Any]:
+    """Search the records the actor may read: hits (with highlighted snippets and the page of the hit), the
+    total and the facets, all over the same trimmed set."""
+    require(actor, "record.read")
+    flt = flt or SearchFilter()
+    if sort not in SORTS:
+        raise ValidationFailed(f"排序方式“{sort[:20]}”无效，可选：relevance（相关度）、date（日期新在前）、date_asc",
+                               code="NOT_IN_DOMAIN")
+    limit = max(1, min(limit, MAX_LIMIT))
+    query = parse(q or "")
+    out: dict[str, Any] = {"q": q, "notices": list(query.notices), "sort": sort, "items": [], "total": 0,
+                           "facets": {}, "next_cursor": None, "exact": None, "took_ms": 0.0}
+    if query.empty:
+        return out
+    t0 = time.perf_counter()
+    with app.read_sessions() as s:
+        pg = s.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+        base = _filters(select(Record.id).where(visible(s, actor, "record.read")), flt)
+        if query.exact and query.exact.field == "archival_code":
+            norm = query.exact.value
+            exact_ids = [rid for rid, code in s.execute(base.add_columns(Record.archival_code)
+                         .where(func.upper(Record.archival_code) == norm.upper()).limit(5)).all()
+                         if normalize_archival_code(code or "") == norm]
+            if exact_ids:
+                out["exact"] = exact_ids[0]
+        if pg:
+            tsq = func.to_tsquery("simple", to_tsquery(query))
+            match = literal_column("search_docs.tsv").op("@@")(tsq)
+            score = -func.ts_rank_cd(literal_column("search_docs.tsv"), tsq)  # lower is better, like bm25
+            hits = base.join(SearchDoc, SearchDoc.record_id == Record.id).where(match)
+        else:
+            expr = to_fts5(query)
+            fts = text("(SELECT rowid AS rid, bm25(search_fts, 10.0, 5.0, 3.0, 5.0, 3.0, 1.0) AS score "
+                       "FROM search_fts WHERE search_fts MATCH :match)").bindparams(match=expr).columns(
+                literal_column("rid"), literal_column("score")).subquery("fts")
+            score = fts.c.score
+            hits = base.join(fts, fts.c.rid == Record.id)
+        total = s.scalar(select(func.count()).select_from(hits.subquery())) or 0
+        out["total"] = total
+        if sort == "relevance":
+            keys = (score, Record.id)
+            page_q = hits.add_columns(score.label("score")).order_by(*keys)
+        else:
+            d = func.coalesce(Record.date, literal(NO_DATE, Date))
+            keys = (d, Record.id)
+            page_q = hits.add_columns(d.label("score")).order_by(d.desc(), Record.id.desc()) if sort == "date" else \
+                hits.add_columns(d.label("score")).order_by(d, Record.id)
+        if cursor:
+            last_score, last_id = _decode_cursor(cursor, sort)
+            after = tuple_(literal(last_score) if sort == "relevance" else literal(last_score, Date), literal(last_id))
+            page_q = page_q.where(tuple_(*keys) < after if sort == "date" else tuple_(*keys) > after)
+        rows = s.execute(page_q.limit(limit + 1)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        ids = [r[0] for r in rows]
+        recs = {r.id: r for r in s.scalars(select(Record).where(Record.id.in_(ids)))} if ids else {}
+        cats = dict(s.execute(select(Category.id, Category.name)).all())
+        depts = dict(s.execute(select(Department.id, Department.name)).all())
+        terms = highlight_terms(query)
+        snippets = _snippets(s, ids, terms)
+        for rid, _score in rows:
+            r = recs[rid]
+            out["items"].append({
+                "id": r.id, "archival_code": r.archival_code, "title": r.title, "title_html": _mark(r.title, terms),
+                "doc_number": r.doc_number, "responsible": r.responsible, "date": iso(r.date), "year": r.year,
+                "retention_period": r.retention_period, "security_level": r.security_level, "state": r.state,
+                "state_label": STATE_LABELS.get(RecordState(r.state), r.state) if r.state in
+                {x.value for x in RecordState} else r.state,
+                "category_name": cats.get(r.category_id, ""), "department_name": depts.get(r.department_id, ""),
+                "snippet": snippets.get(rid),
+            })
+        if more and rows:
+            last = rows[-1]
+            val = last[1]
+            out["next_cursor"] = _encode_cursor([float(val) if sort == "relevance" else str(val)[:10], last[0]])
+        if facets:
+            out["facets"] = _facets(s, hits)
+    out["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    if audit:
+        with app.uow(actor) as uow:
+            uow.audit("record.search", "search", "", q=q[:200], total=out["total"],
+                      filter={k: v for k, v in vars(flt).items() if v})
+    return out
+
+
+def _facets(s: Session, hits: Select[Any]) -> dict[str, list[dict[str, Any]]]:
+    sub = hits.subquery()
+    ids = select(sub.c.id)
+    out: dict[str, list[dict[str, Any]]] = {}
+    specs = {
+        "category": (Category.code, Category.name, Record.category_id == Category.id),
+        "department": (Department.code, Department.name, Record.department_id == Department.id),
+    }
+    for name, (code, label, on) in specs.items():
+        rows = s.execute(select(code, label, func.count()).select_from(Record).join(code.class_, on)
+                         .where(Record.id.in_(ids)).group_by(code, label).order_by(func.count().desc()).limit(30)).all()
+        out[name] = [{"value": c, "label": lb, "count": n} for c, lb, n in rows]
+    for name, col in (("year", Record.year), ("retention_period", Record.retention_period),
+                      ("security_level", Record.security_level), ("state", Record.state)):
+        rows = s.execute(select(col, func.count()).where(Record.id.in_(ids)).group_by(col)
+                         .order_by(col.desc() if name == "year" else func.count().desc()).limit(40)).all()
+        out[name] = [{"value": v, "label": _facet_label(name, v), "count": n} for v, n in rows if v is not None]
+    return out
+
+
+def _facet_label(name: str, v: Any) -> str:
+    if name == "retention_period":
+        with contextlib.suppress(ValueError):
+            return parse_retention(str(v)).label
+    if name == "state":
+        with contextlib.suppress(ValueError):
+            return RecordState(v).label
+    return str(v)
+
+
+def _mark(text_: str | None, terms: list[str]) -> str:
+    """HTML with the terms wrapped in <mark> (everything else escaped)."""
+    from markupsafe import escape
+
+    t = text_ or ""
+    if not terms:
+        return str(escape(t))
+    norm = normalize(t)
+    if len(norm) != len(t):  # positions would not line up: mark nothing rather than the wrong characters
+        return str(escape(t))
+    spans: list[tuple[int, int]] = []
+    for term in terms:
+        for m in re.finditer(re.escape(term), norm, flags=re.IGNORECASE):
+            spans.append((m.start(), m.end()))
+    spans.sort()
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out, pos = [], 0
+    for a, b in merged:
+        out.append(str(escape(t[pos:a])) + "<mark>" + str(escape(t[a:b])) + "</mark>")
+        pos = b
+    out.append(str(escape(t[pos:])))
+    return "".join(out)
+
+
+def _snippets(s: Session, ids: list[int], terms: list[str]) -> dict[int, dict[str, Any]]:
+    """For each hit, the first page of its files whose text holds a term: file, page number and marked text."""
+    if not ids or not terms:
+        return {}
+    out: dict[int, dict[str, Any]] = {}
+    rows = s.execute(select(File.record_id, File.id, File.name, FileTextPage.page, FileTextPage.text)
+                     .join(FileTextPage, FileTextPage.file_id == File.id)
+                     .where(File.record_id.in_(ids), File.is_current)
+                     .order_by(File.record_id, File.sequence, FileTextPage.page)).all()
+    for rid, fid, name, page, t in rows:
+        if rid in out:
+            continue
+        norm = normalize(t)
+        best = None
+        for term in terms:
+            i = norm.find(term)
+            if i >= 0 and (best is None or i < best):
+                best = i
+        if best is None:
+            continue
+        start = max(0, best - SNIPPET_CHARS // 3)
+        piece = t[start:start + SNIPPET_CHARS].replace("\n", " ") if len(norm) == len(t) else t[:SNIPPET_CHARS]
+        out[rid] = {"file_id": fid, "file_name": name, "page": page,
+                    "html": ("…" if start else "") + _mark(piece, terms) + ("…" if start + SNIPPET_CHARS < len(t) else "")}
+    return out
+
+
+def index_status(app: Dangan, actor: Actor) -> dict[str, Any]:
+    """How complete the index is: records indexed, files with text, by extraction status."""
+    require(actor, "record.read")
+    with app.read_sessions() as s:
+        records = s.scalar(select(func.count()).select_from(Record).where(Record.state != "destroyed")) or 0
+        indexed = s.scalar(select(func.count()).select_from(SearchDoc)) or 0
+        stale = s.scalar(select(func.count()).select_from(SearchDoc).join(Record, Record.id == SearchDoc.record_id)
+                         .where(or_(SearchDoc.seg_version != SEGMENTATION_VERSION,
+                                    SearchDoc.indexed_at < Record.updated_at))) or 0
+        files = s.scalar(select(func.count()).select_from(File).where(File.is_current)) or 0
+        by_status = dict(s.execute(select(FileText.status, func.count()).group_by(FileText.status)).all())
+    return {"records": records, "indexed": indexed, "stale": stale, "files": files,
+            "files_with_text_status": by_status, "files_pending": max(0, files - sum(by_status.values())),
+            "seg_version": SEGMENTATION_VERSION}
+
+
+__all__ = ["Indexer", "SearchFilter", "after_commit_ids", "extract_files", "index_records", "index_status",
+           "reindex", "search"]
