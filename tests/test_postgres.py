@@ -47,7 +47,10 @@ def test_migrations_on_postgresql_match_the_models(pg_url: str) -> None:
         upgrade(engine)  # a second run (every start) changes nothing
         assert current_revision(engine) == head
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            from test_migrations import _orm_managed
+
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": _orm_managed})
+            diff = compare_metadata(ctx, Base.metadata)
         assert diff == [], f"the migrations and the models disagree on PostgreSQL: {diff}"
         with engine.connect() as conn:
             tables = set(conn.execute(text("select tablename from pg_tables where schemaname = 'public'")).scalars())

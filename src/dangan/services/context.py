@@ -116,6 +116,8 @@ class Dangan:
         return Indexer(self)
 
     def close(self) -> None:
+        if "indexer" in self.__dict__:  # let the text of the last changes reach the index first
+            self.indexer.flush(timeout=30)
         self.engine.dispose()
 
 

@@ -29,7 +29,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Date, Select, delete, func, literal, literal_column, or_, select, text, tuple_
+from sqlalchemy import (
+    Date,
+    Float,
+    Select,
+    cast,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from dangan.db.models import (
@@ -402,7 +415,8 @@ def search(app: Dangan, actor: Actor, q: str, flt: SearchFilter | None = None, *
         if pg:
             tsq = func.to_tsquery("simple", to_tsquery(query))
             match = literal_column("search_docs.tsv").op("@@")(tsq)
-            score = -func.ts_rank_cd(literal_column("search_docs.tsv"), tsq)  # lower is better, like bm25
+            # lower is better, like bm25; double precision so that a cursor's value compares exactly
+            score = -cast(func.ts_rank_cd(literal_column("search_docs.tsv"), tsq), Float(53))
             hits = base.join(SearchDoc, SearchDoc.record_id == Record.id).where(match)
         else:
             expr = to_fts5(query)
@@ -527,21 +541,24 @@ def _snippets(s: Session, ids: list[int], terms: list[str]) -> dict[int, dict[st
                      .join(FileTextPage, FileTextPage.file_id == File.id)
                      .where(File.record_id.in_(ids), File.is_current)
                      .order_by(File.record_id, File.sequence, FileTextPage.page)).all()
+    best: dict[int, tuple[tuple[int, int], Any]] = {}
     for rid, fid, name, page, t in rows:
-        if rid in out:
-            continue
         norm = normalize(t)
-        best = None
-        for term in terms:
-            i = norm.find(term)
-            if i >= 0 and (best is None or i < best):
-                best = i
-        if best is None:
+        found = [(term, norm.find(term)) for term in terms]
+        found = [(term, i) for term, i in found if i >= 0]
+        if not found:
             continue
-        start = max(0, best - SNIPPET_CHARS // 3)
+        # the page holding the most of the query's terms (then the longer ones); the first such page wins
+        rank = (len(found), sum(len(term) for term, _ in found))
+        if rid in best and best[rid][0] >= rank:
+            continue
+        first = min(i for _, i in found)
+        start = max(0, first - SNIPPET_CHARS // 3)
         piece = t[start:start + SNIPPET_CHARS].replace("\n", " ") if len(norm) == len(t) else t[:SNIPPET_CHARS]
-        out[rid] = {"file_id": fid, "file_name": name, "page": page,
-                    "html": ("…" if start else "") + _mark(piece, terms) + ("…" if start + SNIPPET_CHARS < len(t) else "")}
+        best[rid] = (rank, {"file_id": fid, "file_name": name, "page": page,
+                            "html": ("…" if start else "") + _mark(piece, terms)
+                            + ("…" if start + SNIPPET_CHARS < len(t) else "")})
+    out.update({rid: v for rid, (_, v) in best.items()})
     return out
 
 
