@@ -143,6 +143,7 @@ EXPECT: dict[str, Any] = {
     "POST /preservation/audit": FIXITY,
     "POST /records/{record_id}/check": {"V": CHECKERS, "H": CHECKERS},
     "POST /records/{record_id}/export": {"V": ARCHIVISTS, "H": ARCHIVISTS},
+    "GET /search": only("head", "dangan", "bgs", "cwk", "leader", "reader"),  # record.read; trimmed like the list
     "GET /api/v1/docs": LOGIN_API,  # the API documentation page also opens with an API token
     "GET /static/{path}": EVERYONE,
     # ------------------------------------------------------------ API
@@ -234,6 +235,10 @@ EXPECT: dict[str, Any] = {
     "POST /api/v1/fixity/audit": FIXITY,
     "POST /api/v1/packages/export": ARCHIVISTS,     # package.export, of a record the caller may download
     "POST /api/v1/packages/import": IMPORTERS,      # not a package: let in, then 422 (nothing stored)
+    # 检索 API (api/search.py)
+    "GET /api/v1/search": only("head", "dangan", "bgs", "cwk", "leader", "reader", "token"),
+    "GET /api/v1/search/status": only("head", "dangan", "bgs", "cwk", "leader", "reader", "token"),
+    "POST /api/v1/search/reindex": only("sysadmin", "head", "dangan"),
 }
 
 BASE = {"year": 2024, "retention_period": "D30", "responsible": "示范市人民政府办公室", "date": "2024-05-06"}
@@ -443,6 +448,8 @@ def _request(key: str, who: str, n: int, w: dict[str, Any]) -> dict[str, Any]:
         "POST /api/v1/packages/import": {"files": {"package": ("pkg.zip", b"not a zip", "application/zip")},
                                          "data": {"fonds": "Z109", "category": "WS"}},
         "POST /api/v1/fixity/audit": {"json": {"limit": 5}},
+        "GET /search": {"params": {"q": "通知"}},
+        "GET /api/v1/search": {"params": {"q": "通知"}},
     }
     return dict(bodies.get(key, {}))
 

@@ -28,7 +28,8 @@ from dangan.services.views import iso
 
 STATUS_LABELS = {"queued": "排队中", "running": "进行中", "done": "已完成", "failed": "失败", "interrupted": "已中断"}
 KIND_LABELS = {"import": "批量导入", "dry_run": "导入预检（不入库）", "submit_zip": "接收数据包", "submit_eep": "接收封装包",
-               "check": "四性检测", "package_import": "导入数据包（移交与接收）"}
+               "check": "四性检测", "package_import": "导入数据包（移交与接收）",
+               "reindex": "重建检索索引"}
 _PROGRESS_EVERY = 0.5  # seconds between progress writes
 
 

@@ -34,6 +34,7 @@ BEIJING = dt.timezone(dt.timedelta(hours=8), "北京时间")
 NAV = [
     ("home", "首页", "/", "home", (), "档案工作"),
     ("browse", "档案浏览", "/records", "folder", ("record.read",), "档案工作"),
+    ("search", "检索", "/search", "list", ("record.read",), "档案工作"),
     ("new", "新建档案", "/records/new", "plus", ("record.create",), "档案工作"),
     ("catalogue", "归档文件目录", "/catalogue", "list", ("record.read",), "档案工作"),
     ("import", "批量导入", "/import", "upload", ("record.import",), "收集与整理"),

@@ -137,6 +137,32 @@
     window.setTimeout(tick, 500);
   }
 
+  // 检索: results as you type (after a pause), the results part fetched from the same page and swapped in
+  function setupSearch(form) {
+    var input = document.getElementById("search-q");
+    if (!input) { return; }
+    var timer = null, last = input.value, seq = 0;
+    function run() {
+      var q = input.value;
+      if (q === last) { return; }
+      last = q;
+      var params = new URLSearchParams(new FormData(form));
+      params.set("partial", "1");
+      var mine = ++seq;
+      fetch("/search?" + params.toString(), { headers: { "Accept": "text/html" }, credentials: "same-origin" })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          if (mine !== seq) { return; }
+          var box = document.getElementById("search-results");
+          if (box) { box.outerHTML = html; }
+          params.delete("partial");
+          window.history.replaceState(null, "", "/search?" + params.toString());
+        })
+        .catch(function () { /* the form still works without this */ });
+    }
+    input.addEventListener("input", function () { window.clearTimeout(timer); timer = window.setTimeout(run, 300); });
+  }
+
   // 著录: ask the 保管期限表 for a suggestion when 题名, 文种 or 机构 change; the user decides ("采用")
   function setupSuggest(form) {
     var url = form.getAttribute("data-suggest-url");
@@ -283,6 +309,8 @@
     }
     var rf = document.querySelector("form[data-suggest-url]");
     if (rf) { setupSuggest(rf); }
+    var sf = document.getElementById("search-form");
+    if (sf) { setupSearch(sf); }
     var review = document.getElementById("review-form");
     if (review) { setupReview(review); }
     setupSchedule();
