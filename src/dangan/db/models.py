@@ -471,3 +471,69 @@ class SearchDoc(Base):
     seg_version: Mapped[str] = mapped_column(String(40))
     content_files: Mapped[int] = mapped_column(Integer, default=0)  # files whose text is in `content`
     indexed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AccessRequest(Base):
+    """利用申请: a request to view, borrow, copy or certify one record, its approval route and its outcome.
+
+    status: pending 待审批 | approved 已准予 | refused 未准予 | withdrawn 已撤回 | expired 已过期 | lent 已借出
+    | returned 已归还. `route` is the list of approving roles fixed when the request was made; `current_step`
+    indexes it while pending."""
+
+    __tablename__ = "access_requests"
+    __table_args__ = (Index("ix_access_requests_requester", "requester", "created_at"),
+                      Index("ix_access_requests_status", "status"),
+                      Index("ix_access_requests_record", "record_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requester: Mapped[str] = mapped_column(String(64))
+    requester_name: Mapped[str] = mapped_column(String(100), default="")
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # view | borrow | copy | certify
+    purpose: Mapped[str] = mapped_column(String(16))
+    purpose_note: Mapped[str] = mapped_column(Text, default="")
+    period_from: Mapped[dt.date] = mapped_column(Date)
+    period_to: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    route: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    current_step: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    effect: Mapped[str | None] = mapped_column(String(8), nullable=True)  # 有效 | 一般 | 无效
+    effect_note: Mapped[str] = mapped_column(Text, default="")
+    effect_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    effect_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    record: Mapped[Record] = relationship()
+    steps: Mapped[list[ApprovalStep]] = relationship(order_by="ApprovalStep.step")
+
+
+class ApprovalStep(Base):
+    """One decision on a request: which step, for which role, by whom, approve or refuse, and why."""
+
+    __tablename__ = "approval_steps"
+    __table_args__ = (UniqueConstraint("request_id", "step", name="uq_approval_steps_step"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(32))
+    decided_by: Mapped[str] = mapped_column(String(64))
+    decided_by_name: Mapped[str] = mapped_column(String(100), default="")
+    decision: Mapped[str] = mapped_column(String(16))  # approve | refuse
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Loan(Base):
+    """借出 of a paper record on an approved borrow request: when lent, when due, when returned, by whom."""
+
+    __tablename__ = "loans"
+    __table_args__ = (Index("ix_loans_due", "returned_at", "due_at"), Index("ix_loans_record", "record_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id"), unique=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    lent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    returned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lent_by: Mapped[str] = mapped_column(String(64))
+    received_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -69,6 +69,11 @@ ACTION_LABELS: dict[str, str] = {
     "token.manage": "管理接口令牌",
     "audit.read": "查看与导出审计日志",
     "audit.verify": "校验审计日志",
+    "request.create": "提出利用申请（查阅、借阅、复制、出证）",
+    "request.approve": "审批利用申请（按审批规则中指定本人角色的步骤）",
+    "request.rules": "维护利用审批规则",
+    "request.register": "查看与导出利用登记",
+    "loan.manage": "办理纸质档案借出与归还",
 }
 
 SCOPE_LABELS: dict[str, str] = {
@@ -87,16 +92,19 @@ DEFAULT_MATRIX: dict[str, dict[str, str]] = {
                      "record.file": "all", "file.add": "all", "file.download": "all", "fonds.manage": "all",
                      "fixity.run": "all", "record.import": "all", "plan.manage": "all", "schedule.manage": "all",
                      "check.run": "all", "check.manage": "all", "package.export": "all",
-                     "search.reindex": "all"},
+                     "search.reindex": "all", "request.create": "all", "request.approve": "all",
+                     "request.rules": "all", "request.register": "all", "loan.manage": "all"},
     "archivist": {"record.read": "all", "record.create": "all", "record.update": "all", "record.submit": "all",
                   "record.file": "all", "file.add": "all", "file.download": "all", "fixity.run": "all",
                   "record.import": "all", "plan.manage": "all", "schedule.manage": "all",
-                  "check.run": "all", "check.manage": "all", "package.export": "all", "search.reindex": "all"},
+                  "check.run": "all", "check.manage": "all", "package.export": "all", "search.reindex": "all",
+                  "request.create": "all", "request.approve": "all", "request.register": "all", "loan.manage": "all"},
     "clerk": {"record.read": "department", "record.create": "department_prefiling",
               "record.update": "department_prefiling", "record.submit": "department_prefiling",
-              "file.add": "department_prefiling", "file.download": "department", "record.import": "department_prefiling"},
-    "leader": {"record.read": "all", "file.download": "all"},
-    "reader": {"record.read": "all"},
+              "file.add": "department_prefiling", "file.download": "department", "record.import": "department_prefiling",
+              "request.create": "department"},
+    "leader": {"record.read": "all", "file.download": "all", "request.create": "all", "request.approve": "all"},
+    "reader": {"record.read": "all", "request.create": "all"},
 }
 
 

@@ -69,6 +69,19 @@ ACTION_LABELS = {
     "audit.export": "导出审计日志",
     "security.ceiling": "设置系统最高密级",
     "security.password_policy": "修改密码策略",
+    "request.create": "提出利用申请",
+    "request.grant": "准予利用",
+    "request.approve": "审批同意利用申请",
+    "request.refuse": "审批拒绝利用申请",
+    "request.withdraw": "撤回利用申请",
+    "request.expire": "利用期限届满",
+    "request.use": "凭准予利用档案",
+    "request.effect": "登记利用效果",
+    "request.rules": "修改利用审批规则",
+    "request.register": "查看利用登记",
+    "request.export": "导出利用登记",
+    "loan.lend": "借出纸质档案",
+    "loan.return": "归还纸质档案",
 }
 
 
