@@ -231,3 +231,18 @@ def test_check_export_and_receive_a_package(data, tmp_path):
     assert r.exit_code == 1 and "UNKNOWN_STAGE" in r.output and "Traceback" not in r.output
     r = run(data, "check", str(tmp_path / "missing.zip"))
     assert r.exit_code == 1 and "FILE_MISSING" in r.output
+
+
+def test_search_and_reindex(data):
+    res = js(data, "search", "通知", "--limit", "3")
+    assert res["total"] > 3 and len(res["items"]) == 3 and res["next_cursor"]
+    page2 = js(data, "search", "通知", "--limit", "3", "--cursor", res["next_cursor"])
+    assert not {i["id"] for i in page2["items"]} & {i["id"] for i in res["items"]}
+    r = run(data, "search", '"(((', "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["notices"]
+    out = js(data, "reindex", user=None)
+    assert out["records_indexed"] == 0  # the index followed every change of the demo build
+    full = js(data, "reindex", "--full", user=None)
+    assert full["records_indexed"] == 40 and full["files_extracted"] > 40
+    r = run(data, "search", "通知", "--cursor", "garbage")
+    assert r.exit_code == 1 and "BAD_CURSOR" in r.output
