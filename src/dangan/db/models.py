@@ -505,6 +505,7 @@ class AccessRequest(Base):
     effect_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     record: Mapped[Record] = relationship()
     steps: Mapped[list[ApprovalStep]] = relationship(order_by="ApprovalStep.step")
+    loan: Mapped[Loan | None] = relationship(viewonly=True)
 
 
 class ApprovalStep(Base):

@@ -87,7 +87,7 @@ def _in(cond: str | tuple[str, ...], value: str) -> bool:
 
 
 PRESET_RULES = AccessRules(rules=(
-    ApprovalRule(kind="view", security_levels=("公开",), steps=(), note="公开档案的查阅：无需审批，即时准予"),
+    ApprovalRule(kind=("view",), security_levels=("公开",), steps=(), note="公开档案的查阅：无需审批，即时准予"),
     ApprovalRule(security_levels=("内部",), steps=("records_head",), note="内部档案：档案部门负责人审批"),
     ApprovalRule(security_levels=("秘密", "机密", "绝密"), steps=("records_head", "leader"),
                  note="涉密档案：档案部门负责人审核，分管领导审批"),
