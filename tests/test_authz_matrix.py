@@ -29,6 +29,7 @@ from starlette.routing import Mount
 
 from dangan.config import load_settings
 from dangan.demo.build import build_demo
+from dangan.domain.access_rules import PRESET_RULES
 from dangan.services import browse, prefiling, schedule
 from dangan.services import identity as idn
 from dangan.services.context import Actor, Dangan
@@ -67,6 +68,7 @@ CREATORS_API = only("head", "dangan", "bgs", "cwk", "token")  # record.create
 # finished dry run started by the 专职档案员 `dangan`; to everyone else it answers 404 like a missing job.
 JOB_OWNER = only("dangan")
 CHECKERS = only("head", "dangan")                           # check.run (and check.manage for schemes)
+REQUESTERS = only("head", "dangan", "bgs", "leader", "reader")  # request.create, of a record they can see
 
 EXPECT: dict[str, Any] = {
     # ------------------------------------------------------------ pages
@@ -239,6 +241,23 @@ EXPECT: dict[str, Any] = {
     "GET /api/v1/search": only("head", "dangan", "bgs", "cwk", "leader", "reader", "token"),
     "GET /api/v1/search/status": only("head", "dangan", "bgs", "cwk", "leader", "reader", "token"),
     "POST /api/v1/search/reindex": only("sysadmin", "head", "dangan"),
+    # 利用 API (api/requests.py). The requests the routes decide are made by `_access_requests`: `target` (a
+    # reader of no department) asks for a certificate of V, which the 档案部门负责人 alone approves.
+    "GET /api/v1/requests": LOGIN_API,                        # one's own requests (an empty list for most)
+    "POST /api/v1/requests": REQUESTERS,                      # 查阅 of V (公开): granted at once
+    "GET /api/v1/requests/grant": REQUESTERS,                 # the grant each of them was just given
+    "GET /api/v1/requests/queue": only("head", "dangan", "leader"),  # request.approve
+    "POST /api/v1/requests/approve": only("head"),            # the step's role; the others hold request.approve but not it
+    "POST /api/v1/requests/refuse": only("head"),             # no reason: let in, then 422 (the request stays pending)
+    "POST /api/v1/requests/withdraw": only("reader"),         # only the requester
+    "POST /api/v1/requests/lend": ARCHIVISTS,                 # loan.manage; a certificate is no loan: 409 once let in
+    "POST /api/v1/requests/return": ARCHIVISTS,               # nothing lent: 409 once let in
+    "GET /api/v1/requests/overdue": ARCHIVISTS,
+    "POST /api/v1/requests/effect": ARCHIVISTS,               # the requester or request.register
+    "GET /api/v1/requests/register": ARCHIVISTS,              # request.register
+    "GET /api/v1/requests/register.xlsx": ARCHIVISTS,
+    "GET /api/v1/request-rules": LOGIN_API,
+    "PUT /api/v1/request-rules": only("head"),                # request.rules; the presets, i.e. the rules in force
 }
 
 BASE = {"year": 2024, "retention_period": "D30", "responsible": "示范市人民政府办公室", "date": "2024-05-06"}
@@ -354,6 +373,22 @@ def _package(who: str) -> bytes:
     return buf.getvalue()
 
 
+def _access_requests(w: dict[str, Any]) -> dict[str, int]:
+    """Pending requests for the 利用 routes to decide, made once: two of `target`'s, one of `reader`'s."""
+    if "access_requests" not in w:
+        from sqlalchemy import select
+
+        from dangan.db.models import User
+        from dangan.services import requests as rq
+
+        app, vis = w["app"], w["ids"]["V"][0]
+        with app.read_sessions() as s:
+            people = {u: idn.actor_for(s, s.scalar(select(User).where(User.username == u))) for u in ("target", "reader")}
+        w["access_requests"] = {k: rq.create_request(app, people[u], vis, "certify", "工作查考")["id"]
+                                for k, u in (("decide", "target"), ("refuse", "target"), ("withdraw", "reader"))}
+    return w["access_requests"]
+
+
 def _request(key: str, who: str, n: int, w: dict[str, Any]) -> dict[str, Any]:
     """A well-formed request for the route, unique per principal where it creates something."""
     rid = w["ids"]["V"][0]
@@ -450,6 +485,16 @@ def _request(key: str, who: str, n: int, w: dict[str, Any]) -> dict[str, Any]:
         "POST /api/v1/fixity/audit": {"json": {"limit": 5}},
         "GET /search": {"params": {"q": "通知"}},
         "GET /api/v1/search": {"params": {"q": "通知"}},
+        # 利用: the requests of `_access_requests`; refusals where a success would change what later calls see
+        "POST /api/v1/requests": {"json": {"record_id": rid, "kind": "view", "purpose": "工作查考"}},
+        "GET /api/v1/requests/grant": {"params": {"record_id": rid, "kind": "view"}},
+        "POST /api/v1/requests/approve": {"json": {"request_id": _access_requests(w)["decide"], "reason": "同意"}},
+        "POST /api/v1/requests/refuse": {"json": {"request_id": _access_requests(w)["refuse"], "reason": ""}},
+        "POST /api/v1/requests/withdraw": {"json": {"request_id": _access_requests(w)["withdraw"]}},
+        "POST /api/v1/requests/lend": {"json": {"request_id": _access_requests(w)["decide"]}},
+        "POST /api/v1/requests/return": {"json": {"request_id": _access_requests(w)["decide"]}},
+        "POST /api/v1/requests/effect": {"json": {"request_id": _access_requests(w)["decide"], "effect": "有效"}},
+        "PUT /api/v1/request-rules": {"json": PRESET_RULES.as_dict()},
     }
     return dict(bodies.get(key, {}))
 
