@@ -410,3 +410,54 @@ def test_rules_are_edited_by_the_records_head(app, people):
     assert r["status"] == "pending" and r["current_role"] == "archivist"
     ev = list_events(app, Actor.system(), action="request.rules", audit_the_view=False)
     assert [e["outcome"] for e in ev] == ["success", "failure", "denied"]
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_cli_request_flow(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from dangan.cli import app as cli
+
+    runner, d = CliRunner(), str(tmp_path / "data")
+    assert runner.invoke(cli, ["--data", d, "init", "--demo", "--demo-size", "20"]).exit_code == 0
+
+    def run(user, *args):
+        return runner.invoke(cli, ["--data", d, "--user", user, *args], env={"DANGAN_PASSWORD": "Dangan@2026"})
+
+    def js(user, *args):
+        r = run(user, *args, "--json")
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    from dangan.services.context import Dangan
+
+    a = Dangan.open(d)
+    with a.read_sessions() as s:
+        rec = {"id": s.scalar(select(Record.id).where(Record.state == "filed", Record.security_level == "公开",
+                                                      Record.level == "item").order_by(Record.id))}
+    a.close()
+    v = js("reader", "request", "create", str(rec["id"]), "--kind", "borrow", "--purpose", "编史修志")
+    assert v["status"] == "pending" and v["current_role"] == "archivist"
+    r = run("reader", "request", "approve", str(v["id"]))
+    assert r.exit_code == 1 and "PERMISSION_DENIED" in r.output and "Traceback" not in r.output
+    assert [x["id"] for x in js("dangan", "request", "queue")] == [v["id"]]
+    assert "待我审批（1 项）" in run("dangan", "request", "queue").output
+    run("dangan", "request", "approve", str(v["id"]))
+    r = run("head", "request", "refuse", str(v["id"]))
+    assert r.exit_code == 1 and "REASON_REQUIRED" in r.output
+    assert "已准予" in run("head", "request", "approve", str(v["id"]), "--reason", "同意").output
+    assert "应于" in run("dangan", "request", "lend", str(v["id"])).output
+    assert js("dangan", "request", "overdue") == []
+    assert "已归还" in run("dangan", "request", "return", str(v["id"]), "--note", "完好").output
+    assert js("reader", "request", "effect", str(v["id"]), "有效", "--note", "写入大事记")["effect"] == "有效"
+    assert js("reader", "request", "list")[0]["status"] == "returned"
+    out = tmp_path / "登记.xlsx"
+    assert run("head", "request", "register", "--xlsx", str(out)).exit_code == 0
+    rows = list(openpyxl.load_workbook(out)["利用登记"].iter_rows(values_only=True))
+    assert len(rows) == 3 and rows[2][1] == v["id"] and rows[2][-2] == "有效"
+    assert js("dangan", "request", "register")["total"] == 1
+    assert "无需审批" in run("reader", "request", "rules").output

@@ -213,11 +213,16 @@ def serve(
     from dangan.services.fixity_audit import start_scheduler
 
     sched = start_scheduler(a)  # 长期保存: one bounded fixity-audit batch every fixity_audit_interval_minutes
+    from dangan.services.search import start_reindexer
+
+    reindexer = start_reindexer(a)  # 检索: the text of bulk loads, every search_reindex_interval_minutes
     out.print(f"dangan 已启动：http://{h}:{p}  （API 文档：http://{h}:{p}/api/v1/docs）")
     try:
         uvicorn.run(create_app(a), host=h, port=p, log_level="warning")
     finally:
         sched.stop()
+        if reindexer is not None:
+            reindexer.stop()
 
 
 # ---------------------------------------------------------------- fonds
@@ -955,6 +960,7 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="令牌 ID")]) -> 
     out.print(f"[green]✓[/] 已吊销令牌 #{token_id}")
 
 
+import dangan.cli_access  # noqa: E402, F401  (registers request)
 import dangan.cli_capture  # noqa: E402, F401  (registers import, submit, accept, catalogue, plan, schedule, stamp)
 import dangan.cli_checks  # noqa: E402, F401  (registers check, package)
 import dangan.cli_preservation  # noqa: E402, F401  (registers fixity audit)
