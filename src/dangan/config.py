@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # 检索: keep the search index in step after every change (metadata at once; files' text in a background thread)
     search_index: bool = True
     search_extract_on_commit: bool = True
+    # how often (minutes) `dangan serve` brings the index up to date (text of bulk loads); 0 turns it off
+    search_reindex_interval_minutes: int = 5
     # ClamAV daemon for 病毒检测: "unix:/run/clamav/clamd.ctl" or "tcp:127.0.0.1:3310"; empty: not configured
     clamd_address: str = ""
     # SM2 private key (PEM or hex file) that signs exported DA/T 48 packages; empty: a key is made in the data folder

@@ -78,6 +78,7 @@ log = logging.getLogger("dangan.search")
 NO_DATE = dt.date(1900, 1, 1)  # records without a 日期 sort as the oldest
 MAX_CONTENT_CHARS = 400_000   # of a record's extracted text put into the index (PostgreSQL: tsvector ≤ 1 MB)
 INDEX_BATCH = 500
+EXTRACT_AFTER_COMMIT_MAX = 20  # a unit of work touching more records than this is a bulk load
 MAX_LIMIT = 100
 SNIPPET_CHARS = 120
 INDEXED_ACTIONS = frozenset({"record.create", "record.update", "record.file", "record.submit", "record.return",
@@ -211,8 +212,8 @@ class Indexer:
         except Exception:  # the business operation has committed; `reindex` catches up later
             log.exception("search index update failed for %d records", len(ids))
             return
-        if not extract:
-            return
+        if not extract or len(ids) > EXTRACT_AFTER_COMMIT_MAX:
+            return  # a bulk load: its files' text is left to the periodic reindex (start_reindexer), not raced
         with self._lock:
             self._busy += 1
             if self._thread is None or not self._thread.is_alive():
@@ -304,6 +305,38 @@ def reindex(app: Dangan, actor: Actor, *, full: bool = False, workers: int | Non
         uow.audit("search.reindex", "search", "", full=full, files=len(file_ids), records=indexed)
     return {"files_extracted": len(file_ids), "records_indexed": indexed, "seconds": round(time.perf_counter() - t0, 2),
             "full": full}
+
+
+class Reindexer:
+    """`dangan serve` runs an incremental reindex every few minutes: the text of bulk-loaded files, anything an
+    after-commit update missed. One at a time; errors are logged and the next round tries again."""
+
+    def __init__(self, app: Dangan, interval_s: float) -> None:
+        self.app, self.interval = app, interval_s
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="search-reindexer", daemon=True)
+        self.runs = 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                reindex(self.app, Actor.system("scheduler"))
+                self.runs += 1
+            except Exception:  # noqa: BLE001 - keep the server up; the next round retries
+                log.exception("scheduled reindex failed")
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self.thread.join(timeout)
+
+
+def start_reindexer(app: Dangan) -> Reindexer | None:
+    minutes = app.settings.search_reindex_interval_minutes
+    if minutes <= 0 or not app.settings.search_index:
+        return None
+    r = Reindexer(app, minutes * 60)
+    r.thread.start()
+    return r
 
 
 # ---------------------------------------------------------------- search
