@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -441,7 +442,7 @@ def search(app: Dangan, actor: Actor, q: str, flt: SearchFilter | None = None, *
         if query.exact and query.exact.field == "archival_code":
             norm = query.exact.value
             exact_ids = [rid for rid, code in s.execute(base.add_columns(Record.archival_code)
-                         .where(func.upper(Record.archival_code) == norm.upper()).limit(5)).all()
+                         .where(Record.archival_code == norm).limit(5)).all()  # the unique index
                          if normalize_archival_code(code or "") == norm]
             if exact_ids:
                 out["exact"] = exact_ids[0]
@@ -458,7 +459,10 @@ def search(app: Dangan, actor: Actor, q: str, flt: SearchFilter | None = None, *
                 literal_column("rid"), literal_column("score")).subquery("fts")
             score = fts.c.score
             hits = base.join(fts, fts.c.rid == Record.id)
-        total = s.scalar(select(func.count()).select_from(hits.subquery())) or 0
+        if facets:  # one grouped pass gives every facet and the total (not one MATCH per facet)
+            out["facets"], total = _facets_and_total(s, hits)
+        else:
+            total = s.scalar(select(func.count()).select_from(hits.subquery())) or 0
         out["total"] = total
         if sort == "relevance":
             keys = (score, Record.id)
@@ -496,8 +500,6 @@ def search(app: Dangan, actor: Actor, q: str, flt: SearchFilter | None = None, *
             last = rows[-1]
             val = last[1]
             out["next_cursor"] = _encode_cursor([float(val) if sort == "relevance" else str(val)[:10], last[0]])
-        if facets:
-            out["facets"] = _facets(s, hits)
     out["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
     if audit:
         with app.uow(actor) as uow:
@@ -506,24 +508,31 @@ def search(app: Dangan, actor: Actor, q: str, flt: SearchFilter | None = None, *
     return out
 
 
-def _facets(s: Session, hits: Select[Any]) -> dict[str, list[dict[str, Any]]]:
-    sub = hits.subquery()
-    ids = select(sub.c.id)
-    out: dict[str, list[dict[str, Any]]] = {}
-    specs = {
-        "category": (Category.code, Category.name, Record.category_id == Category.id),
-        "department": (Department.code, Department.name, Record.department_id == Department.id),
+def _facets_and_total(s: Session, hits: Select[Any]) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    cols = (Record.category_id, Record.department_id, Record.year, Record.retention_period, Record.security_level,
+            Record.state)
+    counters: list[collections.Counter[Any]] = [collections.Counter() for _ in cols]
+    total = 0
+    for *vals, n in s.execute(hits.with_only_columns(*cols, func.count()).group_by(*cols)).all():
+        total += n
+        for c, v in zip(counters, vals, strict=True):
+            c[v] += n
+    cats = {i: (c, nm) for i, c, nm in s.execute(select(Category.id, Category.code, Category.name))}
+    depts = {i: (c, nm) for i, c, nm in s.execute(select(Department.id, Department.code, Department.name))}
+
+    def top(c: collections.Counter[Any], k: int) -> list[tuple[Any, int]]:
+        return sorted(((v, n) for v, n in c.items() if v is not None), key=lambda x: (-x[1], str(x[0])))[:k]
+
+    out: dict[str, list[dict[str, Any]]] = {
+        "category": [{"value": cats[v][0], "label": cats[v][1], "count": n} for v, n in top(counters[0], 30) if v in cats],
+        "department": [{"value": depts[v][0], "label": depts[v][1], "count": n} for v, n in top(counters[1], 30)
+                       if v in depts],
+        "year": [{"value": v, "label": str(v), "count": n}
+                 for v, n in sorted(((v, n) for v, n in counters[2].items() if v is not None), reverse=True)[:40]],
     }
-    for name, (code, label, on) in specs.items():
-        rows = s.execute(select(code, label, func.count()).select_from(Record).join(code.class_, on)
-                         .where(Record.id.in_(ids)).group_by(code, label).order_by(func.count().desc()).limit(30)).all()
-        out[name] = [{"value": c, "label": lb, "count": n} for c, lb, n in rows]
-    for name, col in (("year", Record.year), ("retention_period", Record.retention_period),
-                      ("security_level", Record.security_level), ("state", Record.state)):
-        rows = s.execute(select(col, func.count()).where(Record.id.in_(ids)).group_by(col)
-                         .order_by(col.desc() if name == "year" else func.count().desc()).limit(40)).all()
-        out[name] = [{"value": v, "label": _facet_label(name, v), "count": n} for v, n in rows if v is not None]
-    return out
+    for name, c in (("retention_period", counters[3]), ("security_level", counters[4]), ("state", counters[5])):
+        out[name] = [{"value": v, "label": _facet_label(name, v), "count": n} for v, n in top(c, 40)]
+    return out, total
 
 
 def _facet_label(name: str, v: Any) -> str:
