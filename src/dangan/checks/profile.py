@@ -39,21 +39,14 @@ class FileProfile:
 
 
 def identify_path(path: str, name: str, head: bytes) -> Identification:
-    try:
-        from dangan.formats.identify import identify_file
-    except ImportError:  # pragma: no cover - during development of the formats package
-        from dangan.formats.sniff import sniff
+    from dangan.formats.identify import identify_file
 
-        mime, fmt = sniff(head, name)
-        return Identification(mime=mime, format_name=fmt, basis="magic")
     return identify_file(path, name)
 
 
 def validate_path(path: str, ident: Identification, name: str) -> Validation:
-    try:
-        from dangan.formats.validate import validate
-    except ImportError:  # pragma: no cover
-        return Validation(status="unchecked", problems=[], warnings=["格式验证模块不可用"])
+    from dangan.formats.validate import validate
+
     return validate(path, ident, name=name)
 
 
