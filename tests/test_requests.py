@@ -461,3 +461,58 @@ def test_cli_request_flow(tmp_path):
     assert len(rows) == 3 and rows[2][1] == v["id"] and rows[2][-2] == "有效"
     assert js("dangan", "request", "register")["total"] == 1
     assert "无需审批" in run("reader", "request", "rules").output
+
+
+# ---------------------------------------------------------------- the record's state follows its paper original
+
+
+def test_a_lent_record_shows_on_loan_until_it_is_returned(any_app):
+    from dangan.services.records import RecordFilter, get_record, list_records, transition
+
+    app = any_app
+    u = _people(app)
+    rec = _record(app, "纸质的任免文件")
+    r = rq.create_request(app, u["reader"], rec, "borrow", "工作查考")
+    rq.approve(app, u["archivist"], r["id"])
+    rq.approve(app, u["head"], r["id"])
+    rq.lend(app, u["archivist"], r["id"])
+    got = get_record(app, u["archivist"], rec)
+    assert (got["state"], got["state_label"]) == ("on_loan", "借出") and got["archival_code"]
+    listed = list_records(app, u["archivist"], RecordFilter(state="on_loan"), audit=False)["items"]
+    assert [x["id"] for x in listed] == [rec] and listed[0]["state_label"] == "借出"
+    # a record on loan cannot be lent again, nor moved by the filing transitions (no second 档号)
+    r2 = rq.create_request(app, u["leader"], rec, "borrow", "编史修志")
+    rq.approve(app, u["archivist"], r2["id"])
+    rq.approve(app, u["head"], r2["id"])
+    with pytest.raises(StateError) as ei:
+        rq.lend(app, u["archivist"], r2["id"])
+    assert ei.value.code == "ALREADY_LENT"
+    with pytest.raises(StateError) as ei:
+        transition(app, u["archivist"], rec, "pending")
+    assert ei.value.code == "INVALID_TRANSITION"
+    assert get_record(app, u["archivist"], rec)["archival_code"] == got["archival_code"]
+    # viewing the electronic record is not held up by the paper being out
+    assert rq.create_request(app, u["low"], rec, "view", "工作查考")["status"] == "approved"
+    rq.return_loan(app, u["archivist"], r["id"], "完好")
+    assert get_record(app, u["archivist"], rec)["state"] == "filed"
+    moves = [(e["detail"]["from_state"], e["detail"]["to_state"], e["actor"]) for e in reversed(list_events(
+        app, Actor.system(), object_type="record", object_id=str(rec), action="record.transition", audit_the_view=False))]
+    assert moves == [("filed", "on_loan", "chenjing"), ("on_loan", "filed", "chenjing")]
+    assert rq.lend(app, u["archivist"], r2["id"])["status"] == "lent"  # back on the shelf: it may go out again
+    assert get_record(app, u["archivist"], rec)["state"] == "on_loan"
+
+
+def test_only_a_filed_record_goes_out_on_loan(app, people):
+    u = people
+    rec = _record(app, "纸质的冻结档案")
+    r = rq.create_request(app, u["reader"], rec, "borrow", "工作查考")
+    rq.approve(app, u["archivist"], r["id"])
+    rq.approve(app, u["head"], r["id"])
+    with app.sessions() as s, s.begin():  # a legal hold (冻结) after the approval
+        s.execute(update(Record).where(Record.id == rec).values(state="frozen"))
+    with pytest.raises(StateError) as ei:
+        rq.lend(app, u["archivist"], r["id"])
+    assert ei.value.code == "INVALID_TRANSITION" and "冻结" in ei.value.message
+    assert rq.my_requests(app, u["reader"])[0]["status"] == "approved"  # nothing changed
+    with app.read_sessions() as s:
+        assert s.get(Record, rec).state == "frozen"

@@ -37,6 +37,14 @@ TRANSITIONS: dict[tuple[RecordState, RecordState], str] = {
     (RecordState.PRE_FILING, RecordState.FILED): "file",
 }
 
+# 借出 and 归还 of the paper original, performed only by services.requests.lend / return_loan. Kept apart from
+# TRANSITIONS on purpose: records.transition() must never move a record out on loan without a loan, nor "file"
+# a record on loan again (which would assign it a second 档号).
+LOAN_TRANSITIONS: dict[tuple[RecordState, RecordState], str] = {
+    (RecordState.FILED, RecordState.ON_LOAN): "lend",
+    (RecordState.ON_LOAN, RecordState.FILED): "return_loan",
+}
+
 # states in which metadata and components may still change freely
 EDITABLE = {RecordState.PRE_FILING, RecordState.PENDING}
 

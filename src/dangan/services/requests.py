@@ -16,7 +16,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dangan.db.models import AccessRequest, ApprovalStep, Loan, Record, SystemSetting, utcnow
+from dangan.db.models import (
+    AccessRequest,
+    ApprovalStep,
+    Department,
+    Loan,
+    Record,
+    SystemSetting,
+    User,
+    UserDepartment,
+    utcnow,
+)
 from dangan.domain.access import ROLE_LABELS
 from dangan.domain.access_rules import (
     EFFECTS,
@@ -30,7 +40,7 @@ from dangan.domain.access_rules import (
     parse_rules,
     route_for,
 )
-from dangan.domain.states import RecordState
+from dangan.domain.states import LOAN_TRANSITIONS, RecordState
 from dangan.errors import NotFound, PermissionDenied, Problems, StateError, ValidationFailed
 from dangan.services.access import get_visible_record, require, security_settings, visible
 from dangan.services.context import Actor, Dangan, record_failure
@@ -410,8 +420,12 @@ def lend(app: Dangan, actor: Actor, request_id: int, due: Any = None, note: str 
             raise StateError(f"该申请{STATUS_LABELS.get(status, status)}，未经准予不能借出", code="NOT_APPROVED")
         rec = get_visible_record(s, actor, r.record_id, "record.read", lock=True)
         _check_usable(rec)
-        if s.scalar(select(Loan.id).where(Loan.record_id == rec.id, Loan.returned_at.is_(None))):
+        current = RecordState(rec.state)
+        if current == RecordState.ON_LOAN or s.scalar(select(Loan.id).where(Loan.record_id == rec.id,
+                                                                             Loan.returned_at.is_(None))):
             raise StateError(f"档案 {rec.archival_code or rec.id} 已借出尚未归还", code="ALREADY_LENT")
+        if (current, RecordState.ON_LOAN) not in LOAN_TRANSITIONS:
+            raise StateError(f"档案当前为“{current.label}”，不能借出", code="INVALID_TRANSITION")
         p.raise_if_any("借出信息有误，请按提示修改")
         due_day = due_day or r.period_to
         if due_day < _today(now):
@@ -422,9 +436,13 @@ def lend(app: Dangan, actor: Actor, request_id: int, due: Any = None, note: str 
                     note=note or "")
         s.add(loan)
         r.status = "lent"
+        rec.state = RecordState.ON_LOAN.value  # the paper original is out: the record shows 借出 until returned
         s.flush()
         uow.audit("loan.lend", "access_request", r.id, record_id=rec.id, archival_code=rec.archival_code,
                   borrower=r.requester, due=due_day.isoformat())
+        uow.audit("record.transition", "record", rec.id, from_state=current.value, to_state=rec.state,
+                  archival_code=rec.archival_code, reason=f"借出（利用申请 #{r.id}，借阅人 {r.requester}）",
+                  request_id=r.id)
         s.refresh(r)
         return request_view(r, now)
 
@@ -450,6 +468,14 @@ def return_loan(app: Dangan, actor: Actor, request_id: int, note: str = "", *,
         r.status = "returned"
         late = max(0, (_today(now) - due.astimezone(CST).date()).days)
         uow.audit("loan.return", "access_request", r.id, record_id=r.record_id, borrower=r.requester, days_late=late)
+        rec = s.scalar(select(Record).where(Record.id == r.record_id).with_for_update())
+        if rec is not None and rec.state == RecordState.ON_LOAN.value:
+            # back to the state it was lent from: the one LOAN_TRANSITIONS allows out of 借出 (已归档). A loan made
+            # before records showed 借出 left the state alone, and its return does too.
+            back = next(to for (frm, to) in LOAN_TRANSITIONS if frm == RecordState.ON_LOAN)
+            rec.state = back.value
+            uow.audit("record.transition", "record", rec.id, from_state=RecordState.ON_LOAN.value, to_state=back.value,
+                      archival_code=rec.archival_code, reason=f"归还（利用申请 #{r.id}）", request_id=r.id)
         s.flush()
         s.refresh(r)
         return request_view(r, now)
@@ -590,3 +616,100 @@ def register_xlsx(app: Dangan, actor: Actor, date_from: Any = None, date_to: Any
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------- for the pages (web/ui/access.py)
+
+
+def request_form(app: Dangan, actor: Actor, record_id: int) -> dict[str, Any]:
+    """What the request form shows before anything is submitted: the record (档号, 题名, 密级, 状态), whether its
+    paper original is out, and the approval route each kind of use would take under the rules in force."""
+    require(actor, "request.create")
+    with app.read_sessions() as s:
+        rec = get_visible_record(s, actor, record_id, "record.read")
+        _check_usable(rec)
+        rules = load_rules(s)
+        routes = {}
+        for kind, label in KINDS.items():
+            steps = route_for(facts_for(rec, actor, kind), rules)
+            routes[kind] = {"kind": kind, "label": label, "days": rules.loan_days if kind == "borrow" else rules.grant_days,
+                            "steps": [{"role": role, "role_label": _role_label(role)} for role in steps]}
+        due = _aware(s.scalar(select(Loan.due_at).where(Loan.record_id == rec.id, Loan.returned_at.is_(None))))
+        state = RecordState(rec.state)
+        return {"record": {"id": rec.id, "archival_code": rec.archival_code, "title": rec.title,
+                           "security_level": rec.security_level, "state": state.value, "state_label": state.label,
+                           "department": rec.department.name if rec.department else "",
+                           "open_status": facts_for(rec, actor, "view").open_status},
+                "routes": routes, "kinds": dict(KINDS), "purposes": list(PURPOSES), "today": _today().isoformat(),
+                "max_days": MAX_PERIOD_DAYS, "max_note": MAX_NOTE,
+                "out_until": due.astimezone(CST).date().isoformat() if due else None}
+
+
+def _departments_of(s: Session, usernames: set[str]) -> dict[str, str]:
+    if not usernames:
+        return {}
+    rows = s.execute(select(User.username, Department.name).join(UserDepartment, UserDepartment.user_id == User.id)
+                     .join(Department, Department.id == UserDepartment.department_id)
+                     .where(User.username.in_(sorted(usernames))).order_by(Department.sort_order, Department.id)).all()
+    out: dict[str, list[str]] = {}
+    for username, name in rows:
+        out.setdefault(username, []).append(name)
+    return {u: "、".join(names) for u, names in out.items()}
+
+
+def approvals_page(app: Dangan, actor: Actor, history_limit: int = 50) -> dict[str, Any]:
+    """待我审批 with each requester's departments, and the decisions the actor made (newest first, trimmed to the
+    records they may still see)."""
+    queue = approval_queue(app, actor)
+    now = _now()
+    with app.read_sessions() as s:
+        depts = _departments_of(s, {v["requester"] for v in queue})
+        rows = s.execute(select(ApprovalStep, AccessRequest).join(AccessRequest, AccessRequest.id == ApprovalStep.request_id)
+                         .join(Record, Record.id == AccessRequest.record_id)
+                         .where(ApprovalStep.decided_by == actor.username, visible(s, actor, "record.read"))
+                         .order_by(ApprovalStep.at.desc(), ApprovalStep.id.desc()).limit(history_limit)).all()
+        history = [{**request_view(r, now), "my_step": st.step + 1, "my_role_label": _role_label(st.role),
+                    "my_decision": st.decision, "my_decision_label": DECISION_LABELS.get(st.decision, st.decision),
+                    "my_reason": st.reason, "my_at": st.at.isoformat()} for st, r in rows]
+    for v in queue:
+        v["requester_departments"] = depts.get(v["requester"], "")
+    return {"queue": queue, "history": history}
+
+
+def lending_desk(app: Dangan, actor: Actor, q: str = "", *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """借阅登记台: approved borrow requests waiting to be lent, the loans out (earliest due first, overdue marked for
+    催还) and the latest returns; q narrows all three to a 档号, 题名 or borrower."""
+    require(actor, "loan.manage")
+    now = now or _now()
+    term = (q or "").replace("\x00", "").strip()[:100]
+    with app.read_sessions() as s:
+        base = (select(AccessRequest).join(Record, Record.id == AccessRequest.record_id)
+                .where(AccessRequest.kind == "borrow", visible(s, actor, "record.read")))
+        if term:
+            base = base.where(Record.archival_code.icontains(term, autoescape=True)
+                              | Record.title.icontains(term, autoescape=True)
+                              | AccessRequest.requester.icontains(term, autoescape=True)
+                              | AccessRequest.requester_name.icontains(term, autoescape=True))
+        waiting = [request_view(r, now) for r in s.scalars(
+            base.where(AccessRequest.status == "approved").order_by(AccessRequest.decided_at, AccessRequest.id)
+            .limit(500)).all()]
+        waiting = [v for v in waiting if v["status"] == "approved"]  # a lapsed grant cannot be lent
+        busy = set(s.scalars(select(Loan.record_id).where(Loan.returned_at.is_(None),
+                                                          Loan.record_id.in_([v["record_id"] for v in waiting]))).all())
+        for v in waiting:
+            v["record_out"] = v["record_id"] in busy
+        out = []
+        for r in s.scalars(base.join(Loan, Loan.request_id == AccessRequest.id).where(Loan.returned_at.is_(None))
+                           .order_by(Loan.due_at, AccessRequest.id).limit(1000)).all():
+            v = request_view(r, now)
+            due = _aware(r.loan.due_at)  # type: ignore[union-attr]
+            assert due is not None
+            days = (_today(now) - due.astimezone(CST).date()).days
+            v["days_overdue"] = max(1, days) if due < now else 0
+            v["days_left"] = max(0, -days)
+            out.append(v)
+        returned = [request_view(r, now) for r in s.scalars(
+            base.join(Loan, Loan.request_id == AccessRequest.id).where(Loan.returned_at.is_not(None))
+            .order_by(Loan.returned_at.desc(), AccessRequest.id.desc()).limit(20)).all()]
+    return {"waiting": waiting, "out": out, "returned": returned, "q": term,
+            "overdue": sum(1 for v in out if v["days_overdue"]), "today": _today(now).isoformat()}
