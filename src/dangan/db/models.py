@@ -538,3 +538,123 @@ class Loan(Base):
     lent_by: Mapped[str] = mapped_column(String(64))
     received_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ScanBatch(Base):
+    """数字化批次 (DA/T 31): page images of paper records, their quality control, 抽检, OCR and 挂接 to the records.
+
+    status: importing 导入中 | open 待验收 | accepted 已挂接 | failed 导入失败. `settings` holds the QC thresholds, the
+    sampling rate and pass mark; `inspection` the outcome of the last 抽检; `overrides` the problems the archivist
+    explicitly accepted with a reason when the batch was accepted."""
+
+    __tablename__ = "scan_batches"
+    __table_args__ = (Index("ix_scan_batches_created", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    fonds_id: Mapped[int] = mapped_column(ForeignKey("fonds.id"))
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), nullable=True)
+    year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="importing")
+    device: Mapped[str] = mapped_column(String(200), default="")
+    software: Mapped[str] = mapped_column(String(200), default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    inspection: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    overrides: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    qc_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ocr_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    accepted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    accept_note: Mapped[str] = mapped_column(Text, default="")
+    fonds: Mapped[Fonds] = relationship()
+    category: Mapped[Category | None] = relationship()
+
+
+class ScanFile(Base):
+    """One scan file as received (a page image, a multi-page TIFF or a scanned PDF): the write-once master."""
+
+    __tablename__ = "scan_files"
+    __table_args__ = (Index("ix_scan_files_batch", "batch_id"), Index("ix_scan_files_key", "storage_key"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("scan_batches.id"))
+    name: Mapped[str] = mapped_column(String(500))  # relative path as received, decoded
+    name_encoding: Mapped[str] = mapped_column(String(16), default="utf-8")
+    archival_code: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    first_page: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    layout: Mapped[str] = mapped_column(String(16), default="page")  # page | multi | folder
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    sm3: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(300))
+    media_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
+    format_name: Mapped[str] = mapped_column(String(100), default="")
+    page_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScanPage(Base):
+    """One page of a scan file: its 挂接 (档号, 页号, record), DA/T 46 数字化属性, QC, 抽检 mark and OCR.
+
+    A rescanned page is a new row; the old one stays (is_current false, superseded_by_id set), never deleted."""
+
+    __tablename__ = "scan_pages"
+    __table_args__ = (Index("ix_scan_pages_batch", "batch_id", "archival_code", "page_no"),
+                      Index("ix_scan_pages_record", "record_id"), Index("ix_scan_pages_file", "file_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("scan_batches.id"))
+    file_id: Mapped[int] = mapped_column(ForeignKey("scan_files.id"))
+    index: Mapped[int] = mapped_column(Integer, default=0)  # 0-based page within the file
+    archival_code: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    page_no: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"), nullable=True)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("scan_pages.id"), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    dpi: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    colour: Mapped[str] = mapped_column(String(8), default="")
+    compression: Mapped[str] = mapped_column(String(32), default="")
+    device: Mapped[str] = mapped_column(String(200), default="")
+    software: Mapped[str] = mapped_column(String(200), default="")
+    scanned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    qc: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    qc_status: Mapped[str] = mapped_column(String(8), default="pending")  # pending | ok | warn | fail
+    declared_blank: Mapped[bool] = mapped_column(Boolean, default=False)
+    sampled: Mapped[bool] = mapped_column(Boolean, default=False)
+    sample_verdict: Mapped[str | None] = mapped_column(String(8), nullable=True)  # 合格 | 不合格
+    sample_note: Mapped[str] = mapped_column(Text, default="")
+    sample_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sample_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ocr_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ocr: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # lines with boxes, size, dpi, engine
+    ocr_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    file_row_id: Mapped[int | None] = mapped_column(ForeignKey("files.id"), nullable=True)  # after 挂接
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    scan_file: Mapped[ScanFile] = relationship()
+
+
+class ScanOutput(Base):
+    """A searchable PDF/A access copy (利用副本) built from a record's access images and their OCR text."""
+
+    __tablename__ = "scan_outputs"
+    __table_args__ = (Index("ix_scan_outputs_batch", "batch_id", "record_id"), Index("ix_scan_outputs_key", "storage_key"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("scan_batches.id"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="pdfa")
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    sm3: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(300))
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    page_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # the current pages it was built from, in order
+    file_row_id: Mapped[int | None] = mapped_column(ForeignKey("files.id"), nullable=True)  # after 挂接
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
