@@ -74,6 +74,10 @@ ACTION_LABELS: dict[str, str] = {
     "request.rules": "维护利用审批规则",
     "request.register": "查看与导出利用登记",
     "loan.manage": "办理纸质档案借出与归还",
+    "scan.import": "数字化：导入扫描件（建立数字化批次）",
+    "scan.qc": "数字化：图像质量检查、返工与抽检",
+    "ocr.run": "数字化：OCR 文字识别与生成可检索的 PDF/A 利用副本",
+    "scan.accept": "数字化：验收挂接（把扫描件与 OCR 全文挂接到档案）",
 }
 
 SCOPE_LABELS: dict[str, str] = {
@@ -93,12 +97,14 @@ DEFAULT_MATRIX: dict[str, dict[str, str]] = {
                      "fixity.run": "all", "record.import": "all", "plan.manage": "all", "schedule.manage": "all",
                      "check.run": "all", "check.manage": "all", "package.export": "all",
                      "search.reindex": "all", "request.create": "all", "request.approve": "all",
-                     "request.rules": "all", "request.register": "all", "loan.manage": "all"},
+                     "request.rules": "all", "request.register": "all", "loan.manage": "all",
+                     "scan.import": "all", "scan.qc": "all", "ocr.run": "all", "scan.accept": "all"},
     "archivist": {"record.read": "all", "record.create": "all", "record.update": "all", "record.submit": "all",
                   "record.file": "all", "file.add": "all", "file.download": "all", "fixity.run": "all",
                   "record.import": "all", "plan.manage": "all", "schedule.manage": "all",
                   "check.run": "all", "check.manage": "all", "package.export": "all", "search.reindex": "all",
-                  "request.create": "all", "request.approve": "all", "request.register": "all", "loan.manage": "all"},
+                  "request.create": "all", "request.approve": "all", "request.register": "all", "loan.manage": "all",
+                  "scan.import": "all", "scan.qc": "all", "ocr.run": "all", "scan.accept": "all"},
     "clerk": {"record.read": "department", "record.create": "department_prefiling",
               "record.update": "department_prefiling", "record.submit": "department_prefiling",
               "file.add": "department_prefiling", "file.download": "department", "record.import": "department_prefiling",

@@ -94,7 +94,7 @@ _B64_CHUNK = _B64_LINE * 18396  # ≈ 1 MiB of content per write
 _MAIN_ROLES = {"main", "正文", "主文档", "主件"}
 # dangan's file roles (services.views.ROLE_LABELS, not imported: that pulls in the database layer)
 ROLE_LABELS = {"main": "正文", "attachment": "附件", "processing_sheet": "处理单", "layout": "版式文件",
-               "original": "原始格式", "draft": "定稿", "other": "其他"}
+               "original": "原始格式", "draft": "定稿", "other": "其他", "scan": "扫描件"}
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _MAPPED = {
     "title", "year", "date", "retention_period", "responsible", "doc_number", "security_level", "secrecy_period",

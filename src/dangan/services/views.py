@@ -18,6 +18,7 @@ ROLE_LABELS = {
     "original": "原始格式",
     "draft": "定稿",
     "other": "其他",
+    "scan": "扫描件",
 }
 
 
