@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import CORPUS, IN_CI
 from dangan.digitise.suggest import FIELDS, MIN_CONFIDENCE, URGENCY_LEVELS, Suggestion, suggest
@@ -337,6 +339,53 @@ def test_joint_issuing_organs() -> None:
     assert found["responsible"].note
 
 
+def test_joint_signature_side_by_side() -> None:
+    found = by_field(["中共××市委办公室", "××市人民政府办公室文件", "×委办发〔2024〕3号", "关于进一步加强档案工作的意见",
+                      "各区县党委和人民政府，市级各部门：", "　　为深入贯彻落实档案法，现提出如下意见。",
+                      "中共××市委办公室　　　××市人民政府办公室", "2024年2月1日"])
+    assert found["responsible"].value == "中共××市委办公室、××市人民政府办公室"
+    assert found["responsible"].confidence >= 0.9  # the stacked 机关标志 and the two 署名 agree
+    assert found["date"].value == "2024-02-01"
+
+
+def test_request_to_a_higher_organ_with_signer_and_telegram_urgency() -> None:
+    found = by_field(["000001", "特提", "××县人民政府文件", "×政发〔2024〕21号", "签发人：李某",
+                      "关于申请拨付档案馆建设资金的请示", "××市人民政府：",
+                      "　　我县档案馆新馆建设项目已于2023年开工，现申请拨付建设资金。", "　　妥否，请批示。",
+                      "××县人民政府", "2024年7月8日"])
+    assert values(found) == {
+        "responsible": "××县人民政府", "doc_number": "×政发〔2024〕21号", "title": "关于申请拨付档案馆建设资金的请示",
+        "doc_type": "请示", "date": "2024-07-08", "urgency": "特急", "main_recipient": "××市人民政府",
+    }
+    assert "特提" in found["urgency"].note and found["urgency"].confidence < 0.85
+
+
+def test_order_and_announcement_formats() -> None:
+    order = by_field(["中华人民共和国国务院令", "第708号",
+                      "《中华人民共和国档案法实施条例》已经2023年12月29日国务院第22次常务会议通过，现予公布，自2024年3月1日起施行。",
+                      "总理　李强", "2024年1月12日"])
+    assert values(order) == {"responsible": "中华人民共和国国务院", "doc_type": "命令", "date": "2024-01-12"}
+    notice = by_field(["国家档案局", "公告", "2024年第1号", "　　根据《中华人民共和国档案法》，现将有关事项公告如下：",
+                       "国家档案局", "2024年1月5日"])
+    assert values(notice) == {"responsible": "国家档案局", "title": "国家档案局公告", "doc_type": "公告",
+                              "date": "2024-01-05"}
+
+
+def test_a_later_page_gives_the_signature_and_date_unsure() -> None:
+    found = by_field(["三、各单位要加强组织领导，确保各项工作落到实处。", "附件：1．档案数字化工作方案",
+                      "2．档案数字化经费预算表", "××市档案局", "2024年6月1日", "（联系人：王某，电话：12345678）",
+                      "抄送：市委办公室，市政府办公室。", "××市档案局办公室　　2024年6月3日印发"])
+    assert values(found) == {"responsible": "××市档案局", "date": "2024-06-01", "cc": "市委办公室，市政府办公室"}
+    # no 版头 and no 标题 on the page: perhaps a 公文, perhaps not
+    assert found["responsible"].confidence < 0.5 and found["date"].confidence < 0.6
+    assert found["cc"].confidence >= 0.8
+
+
+def test_a_register_table_is_not_a_document() -> None:
+    assert suggest(["序号 档号 题名 日期", "1 Z109-WS·2024-Y-BGS-0001 关于做好档案工作的通知 20240305",
+                    "2 Z109-WS·2024-Y-BGS-0002 关于开展档案检查的通知 20240306"]) == []
+
+
 def test_doc_type_only_when_it_is_in_the_schema() -> None:
     assert by_field(["关于开展档案检查的请示", "市档案局："])["doc_type"].value == "请示"
     assert by_field(["关于印发档案管理办法的通知"])["doc_type"].value == "通知"
@@ -497,3 +546,28 @@ def test_real_ocr_output_of_a_degraded_page() -> None:
     assert found["main_recipient"].value == "各区、县（市）人民政府，市政府各部门、各直属单位"
     assert found["main_recipient"].confidence < 0.6 and found["main_recipient"].note
     assert found["urgency"].confidence <= 0.4
+
+
+PIECES = ["国务院办公厅", "文件", "国办发", "〔", "〕", "[", "]", "(", ")", "2024", "2O24", "12", "号", "第", "关于", "的通知",
+          "秘密", "★", "5年", "特急", "：", "，", "。", "、", "各省", "人民政府", "二〇二四", "年", "三", "月", "十五", "日",
+          "抄送：", "印发", "　", " ", "\x00", "\ud800", "𠀀", "Ｏ", "×"]
+LINES = st.lists(st.lists(st.sampled_from(PIECES), max_size=12).map("".join), max_size=25)
+BOXES = st.one_of(st.none(), st.tuples(*[st.floats(allow_nan=True, allow_infinity=True, width=32)] * 4))
+
+
+@settings(max_examples=120, deadline=None)
+@given(LINES, st.lists(BOXES, max_size=25), st.one_of(st.none(), st.integers(-5, 5000)))
+def test_any_input_gives_well_formed_suggestions(texts: list[str], boxes: list, page_height: int | None) -> None:
+    padded = boxes + [None] * (len(texts) - len(boxes))
+    lines = [Line(t, b) if b is not None and k % 2 else t for k, (t, b) in enumerate(zip(texts, padded, strict=False))]
+    for sug in suggest(lines, page_height=page_height):
+        assert sug.field in FIELDS and MIN_CONFIDENCE <= sug.confidence <= 1.0
+        assert sug.line is not None and 0 <= sug.line < len(lines)
+        if sug.field == "date":
+            assert len(sug.value) == 10 and sug.value[4] == "-"
+        if sug.field == "security_level":
+            assert sug.value in SECURITY_LEVELS
+        if sug.field == "urgency":
+            assert sug.value in URGENCY_LEVELS
+        if sug.field == "doc_number":
+            assert normalize_doc_number(sug.value) == sug.value

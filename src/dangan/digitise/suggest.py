@@ -234,6 +234,7 @@ _DATE_CN = re.compile(
 _KIND = r"(?P<kind>通知|通报|决定|决议|意见|报告|请示|批复|复函|函|命令|令|公报|公告|通告|议案|纪要|规定|办法|方案|答复|规划|细则|条例|计划|要点)"
 _TITLE_END = re.compile(rf"(?P<de>的)?{_KIND}(?:（[^（）]{{1,12}}）)?$")
 _KIND_TO_TYPE = {"复函": "函", "令": "命令"}
+_HEADING = re.compile(rf"(?P<org>[{_HAN}×X·（）]{{2,30}}?)(?P<kind>公告|通告|公报|令)")
 _ENUM_START = re.compile(rf"^(?:[{_CN_SMALL}]+[、.]|（[{_CN_SMALL}0-9]+）|[0-9]+[.、]|第[{_CN_SMALL}0-9]+[章条节])")
 _SENTENCE = re.compile(r"[。；！？]")
 _HAS_HAN = re.compile(f"[{_HAN}]")
@@ -472,7 +473,7 @@ def _title_at(page: _Page, end: int, doc_rows: set[int]) -> _Cand | None:
             return None  # no 关于 and not at the head of the 主体: a wrapped sentence, not a title
         if m["de"]:
             strength = 0.55
-        elif len(part) == 1 and m["kind"] in ("纪要", "报告", "公告", "通告", "公报", "命令", "令"):
+        elif len(part) == 1 and len(title) >= 4 and m["kind"] in ("纪要", "报告", "公告", "通告", "公报"):
             strength = 0.45
         else:
             return None
@@ -481,6 +482,15 @@ def _title_at(page: _Page, end: int, doc_rows: set[int]) -> _Cand | None:
     place = 1.0 if in_head else 0.7
     score = min(r.ocr_factor for r in part)
     return _Cand("title", title, strength * place * page.centred(part) * score, list(part))
+
+
+def _signature(row: _Row) -> str:
+    """The 发文机关署名 of *row*: one organ, or several side by side (联合行文) joined with 、; "" if none."""
+    for gap in (r"\s{2,}", r"\s+"):
+        parts = [_fold(p) for p in re.split(gap, row.raw.translate(_FOLD)) if p.strip()]
+        if len(parts) > 1 and all(len(p) >= 3 and _organ(p) for p in parts):
+            return "、".join(parts)
+    return row.text if _organ(row.text) else ""
 
 
 def _title_row_ok(text: str) -> bool:
@@ -614,6 +624,26 @@ def _analyse(rows: list[_Row], page_height: float | None) -> list[_Cand]:
             if named_file or (_organ(t) and any(0 < d - r.n <= 3 for d in below)):
                 mark_rows.append(r)
 
+    # 命令(令)格式 and 公告/通告/公报: “中华人民共和国国务院令”, “国家档案局 / 公告” (the organ is the mark)
+    heading = False
+    for r in rows[:6]:
+        if r.n >= page.head_end and not (title and r.n == title.rows[0].n):
+            break
+        head = _HEADING.fullmatch(r.text)
+        if head and _organ(head["org"]):
+            org, kind, part = head["org"], head["kind"], [r]
+        elif r.text in ("公告", "通告", "公报", "令") and r.n > 0 and _organ(rows[r.n - 1].text):
+            org, kind, part = rows[r.n - 1].text, r.text, [rows[r.n - 1], r]
+        else:
+            continue
+        factor = page.head_factor(part[0]) * min(p.ocr_factor for p in part)
+        cands.append(_Cand("responsible", org, 0.8 * factor, part, via="发文机关标志"))
+        cands.append(_Cand("doc_type", _KIND_TO_TYPE.get(kind, kind), 0.8 * factor, part))
+        if kind != "令":  # the title of a 令 is the name of what it promulgates, further down
+            cands.append(_Cand("title", org + kind, 0.6 * factor, part))
+        heading = True
+        break
+
     if mark_rows:
         # stacked joint marks (A / B / 文件) are consecutive rows; take the run that ends nearest the 文号/标题
         run = [mark_rows[-1]]
@@ -681,9 +711,10 @@ def _analyse(rows: list[_Row], page_height: float | None) -> list[_Cand]:
                     prev = rows[k]
                     if _NOISE.match(prev.text):
                         continue
-                    if _organ(prev.text):
+                    names = _signature(prev)
+                    if names:
                         signer = [prev]
-                        sign = prev.text
+                        sign = names
                     break
             place = page.low_factor(r) * r.ocr_factor
             if signer:
@@ -717,11 +748,16 @@ def _analyse(rows: list[_Row], page_height: float | None) -> list[_Cand]:
         head = [rows[n] for n in sorted(doc_rows) if n < page.head_end][:1]
         cands.append(_Cand("urgency", "平件", 0.4, head, "版头未标紧急程度（请核对原件，OCR 可能漏识）"))
 
-    formal = bool(title or mark_rows or any(c.field == "doc_number" and c.confidence >= 0.6 for c in cands))
+    formal = bool(title or mark_rows or heading or any(c.field == "doc_number" and c.confidence >= 0.6 for c in cands))
     if not formal:  # no 版头 and no 标题: perhaps a later page of a 公文, perhaps no 公文 at all
         for c in cands:
-            c.confidence *= 0.6
+            if c.field != "cc":  # “抄送：” names itself
+                c.confidence *= 0.6
     return cands
+
+
+def _bare(value: str) -> str:
+    return value.replace("、", "")
 
 
 def _merge(cands: list[_Cand]) -> list[Suggestion]:
@@ -754,7 +790,8 @@ def _merge(cands: list[_Cand]) -> list[Suggestion]:
         conf, _, value, cs = scored[0]
         # rivals that are not part of this value (a joint mark contains the single signature) cast doubt
         rival = max(
-            (s[0] for s in scored[1:] if s[2] not in value and value not in s[2] and not all(c.fallback for c in s[3])),
+            (s[0] for s in scored[1:]
+             if _bare(s[2]) not in _bare(value) and _bare(value) not in _bare(s[2]) and not all(c.fallback for c in s[3])),
             default=0.0,
         )
         if rival >= 0.5:
