@@ -7,13 +7,15 @@ proposes, at most once each:
 =================  =========================================================================================
 field              where it comes from (GB/T 9704-2012)
 =================  =========================================================================================
-responsible        发文机关标志 in the 版头 minus a trailing 文件; the 发文机关署名 above the 成文日期; the organ
+responsible        发文机关标志 in the 版头 minus a trailing 文件 (stacked marks of a 联合行文 joined with 、; the
+                   organ of a ``……令`` or ``…… 公告`` heading); the 发文机关署名 above the 成文日期; the organ
                    before 关于 in the 标题. Agreeing sources raise the confidence.
 doc_number         the 发文字号 line; 〔〕 [] () （） 【】 ［］ 〖〗 ﹝﹞ brackets, 第, leading zeros, spaces and O/l
                    read for 0/1 are normalised to ``国办发〔2024〕12号`` (the form of
                    ``dangan.search.segment.normalize_doc_number``). A 文号 quoted inside a sentence
                    (``（国办发〔2023〕5号）同时废止``) is never taken for the page's own.
-title              the 标题: ``[机关]关于……的通知/决定/意见/报告/请示/批复/函…``, wrapped lines merged.
+title              the 标题: ``[机关]关于……的通知/决定/意见/报告/请示/批复/函…``, wrapped lines merged (a
+                   ``（试行）`` tail included); ``国家档案局公告``; never for a 令.
 doc_type           the 文种 ending the 标题, when it is one of the 文书 schema's 文种 (复函 → 函, 令 → 命令).
 date               the 成文日期 (ISO ``yyyy-mm-dd``) in Arabic or Chinese numerals (二〇二四年三月五日, with 〇 ○ 零
                    O 0 for zero), checked to exist; the one under the 署名 is preferred, the 印发日期 of the
@@ -24,7 +26,8 @@ secrecy_period     保密期限 after the ★ (``5年``, ``6个月``, ``长期``
                    for the level (秘密 10, 机密 20, 绝密 30 年).
 urgency            紧急程度 特急/加急; the telegram marks 特提 → 特急 and 平急 → 加急 (with a note); 平件 only
                    when a full 版头 was read and carries no mark.
-main_recipient     the 主送机关 line(s) ending in ： after the 标题 (or a ``主送：`` line).
+main_recipient     the 主送机关 line(s) ending in ： after the 标题 (or a ``主送：`` line); a list of organs
+                   right under the 标题 whose ： OCR lost is offered less sure, with a note.
 cc                 the 抄送机关 of the 版记.
 =================  =========================================================================================
 
@@ -243,7 +246,7 @@ _ORG_SUFFIXES = (
     "人民政府", "政府", "办公厅", "办公室", "委员会", "常委会", "人大", "政协", "党委", "党组", "工委", "纪委", "监委",
     "委", "部", "厅", "局", "署", "院", "会", "办", "处", "科", "室", "所", "站", "中心", "司", "行", "社", "公司",
     "集团", "学校", "大学", "学院", "医院", "机关", "机构", "单位", "部门", "企业", "省", "市", "县", "区", "州", "盟",
-    "旗", "乡", "镇", "街道", "村", "团", "组", "队", "海关", "支部", "馆", "府", "同志", "军区", "部队",
+    "旗", "乡", "镇", "街道", "村", "团", "组", "队", "海关", "支部", "馆", "府", "同志", "军区", "部队", "主席",
 )
 _ORG_CHARS = re.compile(rf"[{_HAN}×X·（）0-9]+")
 _TRAILING_PAREN = re.compile(r"（[^（）]{1,8}）$")
@@ -769,7 +772,11 @@ def _merge(cands: list[_Cand]) -> list[Suggestion]:
         group = by_field.get(name)
         if not group:
             continue
-        if name == "security_level" and any(c.value in ("秘密", "机密", "绝密") for c in group):
+        if name == "security_level":  # only the schema's names (公开 内部 秘密 机密 绝密)
+            group = [c for c in group if c.value in SECURITY_LEVELS]
+            if not group:
+                continue
+        if name == "security_level" and any(c.value in _MAX_YEARS for c in group):
             # a state-secret mark outweighs a 公开 附注: never under-classify on a guess
             group = [c for c in group if c.value != "公开"] or group
         values: dict[str, list[_Cand]] = {}
@@ -826,4 +833,4 @@ def suggest(lines: Iterable[Any], *, page_height: int | float | None = None) -> 
     return _merge(_analyse(rows, page_height))
 
 
-__all__ = ["FIELDS", "MIN_CONFIDENCE", "SECURITY_LEVELS", "URGENCY_LEVELS", "Suggestion", "suggest"]
+__all__ = ["FIELDS", "MIN_CONFIDENCE", "URGENCY_LEVELS", "Suggestion", "suggest"]
