@@ -58,7 +58,7 @@ FIELDS: tuple[str, ...] = (
 URGENCY_LEVELS: tuple[str, ...] = ("特急", "加急", "平件")
 MIN_CONFIDENCE = 0.3
 MAX_CONFIDENCE = 0.97
-MAX_ROW_CHARS = 1000  # longer OCR lines are cut for the analysis (no page line is that long)
+MAX_ROW_CHARS = 300  # longer lines are cut for the analysis (a printed line has < 60 characters)
 
 # 《中华人民共和国保守国家秘密法》: the longest 保密期限 of each level, in years
 _MAX_YEARS = {"秘密": 10, "机密": 20, "绝密": 30}
@@ -433,13 +433,13 @@ def _docno(row: _Row) -> tuple[str, float, str] | None:
 def _title_at(page: _Page, end: int, doc_rows: set[int]) -> _Cand | None:
     rows = page.rows
     last = rows[end]
-    m = _TITLE_END.search(last.text)
+    m = _title_end(last.text)
     if not m or not _title_row_ok(last.text):
         return None
     start = end
     while start > 0 and end - start < 3:
         prev = rows[start - 1]
-        if prev.n in doc_rows or not _title_row_ok(prev.text) or _TITLE_END.search(prev.text):
+        if prev.n in doc_rows or not _title_row_ok(prev.text) or _title_end(prev.text):
             break
         if not _HAS_HAN.search(prev.text):  # 份号, a rule read as dashes
             break
@@ -496,6 +496,11 @@ def _signature(row: _Row) -> str:
     return row.text if _organ(row.text) else ""
 
 
+def _title_end(text: str) -> re.Match[str] | None:
+    """The 文种 ending a title line (``…的通知``, ``…办法（试行）``); only the tail is looked at."""
+    return _TITLE_END.search(text[-18:])
+
+
 def _title_row_ok(text: str) -> bool:
     return len(text) <= 60 and not re.search(r"[，。；：？！]", text)
 
@@ -516,7 +521,7 @@ def _recipient_from(page: _Page, end: int, title: _Cand | None, doc_rows: set[in
         prev = rows[k]
         if prev.text.endswith(("：", "。")) or not _organ_list(prev.text.rstrip("、，")):
             break
-        if _TITLE_END.search(prev.text) and _title_row_ok(prev.text):
+        if _title_end(prev.text) and _title_row_ok(prev.text):
             break
         part.insert(0, prev)
         text = prev.text + text
@@ -567,7 +572,7 @@ def _analyse(rows: list[_Row], page_height: float | None) -> list[_Cand]:
         # recompute the place factor now that the 版头 is known
         title = _title_at(page, title.rows[-1].n, doc_rows) or title
         cands.append(title)
-        kind = _TITLE_END.search(title.value)
+        kind = _title_end(title.value)
         if kind:
             dtype = _KIND_TO_TYPE.get(kind["kind"], kind["kind"])
             if dtype in DOC_TYPES:
