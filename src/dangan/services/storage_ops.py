@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dangan.db.models import File
+from dangan.db.models import File, ScanFile, ScanOutput
 from dangan.services.access import require
 from dangan.services.context import Actor, Dangan
 
@@ -42,6 +42,7 @@ def sweep(app: Dangan, actor: Actor, *, dry_run: bool = False, grace_seconds: in
         # which of these keys does some row reference? asked in batches so memory stays flat
         with app.read_sessions() as s:
             referenced = set(s.scalars(select(File.storage_key).where(File.storage_key.in_([o.key for o in chunk]))))
+            referenced |= _scan_keys(s, [o.key for o in chunk])
         for obj in chunk:
             if obj.key in referenced:
                 continue
@@ -62,6 +63,7 @@ def sweep(app: Dangan, actor: Actor, *, dry_run: bool = False, grace_seconds: in
         with app.read_sessions() as s:
             # re-check right before deleting: a row may have been committed since the first read
             still = set(s.scalars(select(File.storage_key).where(File.storage_key.in_(rep.unreferenced)))) if rep.unreferenced else set()
+            still |= _scan_keys(s, rep.unreferenced) if rep.unreferenced else set()
         for key in rep.unreferenced:
             if key not in still:
                 app.store.delete_unreferenced(key)
@@ -72,3 +74,9 @@ def sweep(app: Dangan, actor: Actor, *, dry_run: bool = False, grace_seconds: in
         uow.audit("storage.sweep", "storage", "", store=app.store.describe(), scanned=rep.scanned,
                   unreferenced=len(rep.unreferenced), deleted=rep.deleted, dry_run=dry_run)
     return rep
+
+
+def _scan_keys(s: Any, keys: list[str]) -> set[str]:
+    """Scan masters and PDF/A access copies of a 数字化批次 are kept before (and after) they are 挂接 to records."""
+    return (set(s.scalars(select(ScanFile.storage_key).where(ScanFile.storage_key.in_(keys))))
+            | set(s.scalars(select(ScanOutput.storage_key).where(ScanOutput.storage_key.in_(keys)))))
