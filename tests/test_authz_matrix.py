@@ -146,6 +146,19 @@ EXPECT: dict[str, Any] = {
     "POST /records/{record_id}/check": {"V": CHECKERS, "H": CHECKERS},
     "POST /records/{record_id}/export": {"V": ARCHIVISTS, "H": ARCHIVISTS},
     "GET /search": only("head", "dangan", "bgs", "cwk", "leader", "reader"),  # record.read; trimmed like the list
+    # 利用 pages (ui/access.py), on the requests of `_access_requests` like the 利用 API below
+    "GET /requests/new": REQUESTERS,                 # the form for V (cwk holds request.create, but not for 办公室)
+    "POST /requests/new": REQUESTERS,                # no purpose: let in, then 422 (nothing made)
+    "GET /requests": only("head", "dangan", "bgs", "cwk", "leader", "reader"),  # request.create: one's own
+    "POST /requests/{request_id}/withdraw": only("reader"),  # only the requester (409 once it is withdrawn)
+    "POST /requests/{request_id}/effect": ARCHIVISTS,        # the requester or request.register
+    "GET /approvals": only("head", "dangan", "leader"),      # request.approve
+    "POST /approvals/{request_id}/approve": only("head"),    # the step's role; the others: NOT_YOUR_STEP
+    "POST /approvals/{request_id}/refuse": only("head"),     # no reason: let in, then 422 (still pending)
+    "GET /lending": ARCHIVISTS,                              # loan.manage
+    "POST /lending/{request_id}/lend": ARCHIVISTS,           # a certificate is no loan: 409 once let in
+    "POST /lending/{request_id}/return": ARCHIVISTS,         # nothing lent: 409 once let in
+    "GET /register": ARCHIVISTS,                             # request.register
     "GET /api/v1/docs": LOGIN_API,  # the API documentation page also opens with an API token
     "GET /static/{path}": EVERYONE,
     # ------------------------------------------------------------ API
@@ -348,6 +361,9 @@ def _fill(key: str, w: dict[str, Any], variant: str | None) -> str:
     if method in ("DELETE", "POST") and "{plan_id}" in path:  # each deletion takes a plan of its own
         plan = prefiling.create_plan(w["app"], Actor.system(), "Z109", "BGS", "WS", next(w["fresh_plans"]),
                                      "2999-12-31")["id"]
+    if "{request_id}" in path:  # the 利用 pages act on the requests the 利用 API routes decide
+        which = "refuse" if path.endswith("/refuse") else "withdraw" if path.endswith("/withdraw") else "decide"
+        path = path.replace("{request_id}", str(_access_requests(w)[which]))
     return (path.replace("{record_id}", str(rid)).replace("{file_id}", str(fid)).replace("{username}", "target")
             .replace("{token_id}", str(w["spare_token"])).replace("{job_id}", job).replace("{plan_id}", str(plan))
             .replace("{run_id}", str(run)).replace("{scheme_id}", str(w["scheme_id"])).replace("{fonds_code}", "Z109").replace("{category_code}", "WS")
@@ -484,6 +500,9 @@ def _request(key: str, who: str, n: int, w: dict[str, Any]) -> dict[str, Any]:
                                          "data": {"fonds": "Z109", "category": "WS"}},
         "POST /api/v1/fixity/audit": {"json": {"limit": 5}},
         "GET /search": {"params": {"q": "通知"}},
+        "GET /requests/new": {"params": {"record": rid}},
+        "POST /requests/new": {"data": {"record_id": str(rid), "kind": "view", "purpose": ""}},
+        "POST /requests/{request_id}/effect": {"data": {"effect": "有效"}},
         "GET /api/v1/search": {"params": {"q": "通知"}},
         # 利用: the requests of `_access_requests`; refusals where a success would change what later calls see
         "POST /api/v1/requests": {"json": {"record_id": rid, "kind": "view", "purpose": "工作查考"}},

@@ -159,7 +159,8 @@ def request_view(r: AccessRequest, now: dt.datetime | None = None) -> dict[str, 
         loan_v = {"id": loan.id, "lent_at": loan.lent_at.isoformat(), "lent_by": loan.lent_by,
                   "due_at": due.isoformat(), "due_date": due.astimezone(CST).date().isoformat(),
                   "returned_at": loan.returned_at.isoformat() if loan.returned_at else None,
-                  "received_by": loan.received_by, "overdue": loan.returned_at is None and due < now}
+                  "received_by": loan.received_by, "overdue": loan.returned_at is None and due < now,
+                  "note": loan.note}
     rec = r.record
     return {
         "id": r.id, "requester": r.requester, "requester_name": r.requester_name, "record_id": r.record_id,

@@ -290,6 +290,16 @@
     }
   });
 
+  // 申请利用: the approval route of the chosen 利用方式 is highlighted beside the form
+  document.addEventListener("change", function (ev) {
+    var el = ev.target;
+    if (el && el.name === "kind" && el.type === "radio" && el.form && el.form.classList.contains("request-form")) {
+      document.querySelectorAll("#route-table tr[data-kind]").forEach(function (tr) {
+        tr.classList.toggle("current", tr.getAttribute("data-kind") === el.value);
+      });
+    }
+  });
+
   function openTarget() {
     var id = window.location.hash.slice(1);
     var el = id && document.getElementById(id);
