@@ -301,7 +301,10 @@ def _box_of(area: etree._Element | None) -> tuple[float, float, float, float] | 
     if area is None:
         return None
     for name in ("PhysicalBox", "ApplicationBox"):
-        vals = _floats(ofd._text(ofd._child(area, name)))
+        el = ofd._child(area, name)
+        if el is None:  # WPS writes the box without the OFD namespace
+            el = next((c for c in area if ofd._local(c.tag) == name), None)
+        vals = _floats(ofd._text(el))
         if len(vals) >= 4 and 0 < vals[2] <= MAX_BOX_MM and 0 < vals[3] <= MAX_BOX_MM \
                 and all(math.isfinite(v) and abs(v) <= MAX_BOX_MM for v in vals[:4]):
             return vals[0], vals[1], vals[2], vals[3]
