@@ -172,7 +172,7 @@ def test_jpeg2000() -> None:
 @needs_corpus
 def test_scanned_pdf_dpi_from_the_embedded_image() -> None:
     [p] = _pages(CORPUS / "pdf" / "ocr-sandwich-scanned-page.pdf")
-    assert p.format == "PDF" and p.dpi == (300.0, 300.0) and p.colour == "黑白" and p.compression.startswith("CCITT")
+    assert p.format == "PDF" and p.dpi == (300.0, 300.0) and p.colour == "黑白" and p.compression == "CCITT G4"
     assert (p.width, p.height) == (2550, 3300) and p.image is not None and p.image.size == (2550, 3300)
 
 
@@ -187,6 +187,47 @@ def test_pdf_made_of_page_images(tmp_path: Path) -> None:
     assert (pages[0].width, pages[0].height) == (1654, 2339)
     assert pages[0].image is not None and max(pages[0].image.size) == 1000
     assert page_count(f) == 2
+
+
+def test_bilevel_pdf_and_other_modes(tmp_path: Path) -> None:
+    f = tmp_path / "bw.pdf"
+    _text_page((1240, 1754), mode="1").save(f, "PDF", resolution=150)
+    [p] = _pages(f)
+    assert p.colour == "黑白" and p.compression == "CCITT G4" and p.dpi == pytest.approx((150.0, 150.0), abs=0.5)
+    assert scan_properties(f)["图像压缩方案"] == "CCITT G4"
+
+    cmyk = tmp_path / "cmyk.jpg"
+    _text_page().convert("CMYK").save(cmyk, "JPEG", dpi=(300, 300))
+    [p] = _pages(cmyk)
+    assert p.image is not None and p.image.mode == "RGB" and p.image.getpixel((5, 390)) == pytest.approx((255, 255, 255), abs=8)
+
+    pal = tmp_path / "pal.png"
+    im = _text_page().convert("P")
+    im.info["transparency"] = im.getpixel((0, 0))  # the paper colour transparent
+    im.save(pal, transparency=im.getpixel((0, 0)))
+    [p] = _pages(pal)
+    assert p.image is not None and p.image.getpixel((0, 0)) in (255, (255, 255, 255))
+
+    g16 = tmp_path / "g16.png"
+    Image.fromarray(np.asarray(_text_page(mode="L"), dtype=np.uint16) * 257).save(g16)
+    [p] = _pages(g16)
+    assert p.colour == "灰度" and p.image is not None and p.image.mode == "L" and p.image.getpixel((0, 0)) == 255
+
+
+@pytest.mark.parametrize("banded", [False, True])
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_tiff_orientation_tag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, banded: bool, compression: str | None) -> None:
+    upright = Image.new("L", (300, 200), 255)
+    ImageDraw.Draw(upright).rectangle([0, 0, 60, 40], fill=0)
+    f = tmp_path / "o6.tif"
+    kw: dict[str, object] = {"compression": compression, "strip_size": 1200} if compression else {}
+    upright.rotate(90, expand=True).save(f, "TIFF", tiffinfo={274: 6}, **kw)  # stored turned, tag says turn back
+    if banded:
+        monkeypatch.setattr(images, "FULL_DECODE_BYTES", 5000)
+    [p] = _pages(f)
+    assert p.error is None and p.orientation_applied == 6 and (p.width, p.height) == (300, 200)
+    assert p.image is not None and p.image.size == (300, 200)
+    assert p.image.getpixel((10, 10)) == 0 and p.image.getpixel((290, 190)) == 255
 
 
 # ------------------------------------------------------------------------------------------- bad input

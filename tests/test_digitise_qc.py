@@ -57,37 +57,48 @@ def codes(qc: object) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def straight() -> Image.Image:
-    return text_page()
+    return text_page(dpi=200)
+
+
+def page200(img: Image.Image, scale: float = 1.0) -> PageImage:
+    return page_of(img, dpi=200.0, scale=scale)
 
 
 # ------------------------------------------------------------------------------------------- skew
 
 
 @pytest.mark.parametrize("angle", [3.0, -3.0, 0.8, -7.5])
-def test_skew_is_measured_within_a_fifth_of_a_degree_and_fast(straight: Image.Image, angle: float) -> None:
+def test_skew_is_measured_within_a_fifth_of_a_degree(straight: Image.Image, angle: float) -> None:
     turned = straight.rotate(-angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)  # + = clockwise
+    qc = measure(page200(turned))
+    assert qc.skew == pytest.approx(angle, abs=0.2)
+    assert codes(qc).get("SKEW") == "warn"
+    assert ("顺时针" if angle > 0 else "逆时针") in next(f["message"] for f in qc.flags if f["code"] == "SKEW")
+    assert not qc.blank and qc.ink_ratio > 0.02 and qc.phash and len(qc.phash) == 16
+
+
+def test_skew_of_an_a4_page_at_300_dpi_in_under_a_third_of_a_second() -> None:
+    turned = text_page(dpi=300).rotate(-3, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255)
     page = page_of(turned)
     t = time.process_time()
     qc = measure(page)
     cpu = time.process_time() - t
-    assert qc.skew == pytest.approx(angle, abs=0.2)
-    assert codes(qc).get("SKEW") == "warn"
-    assert ("顺时针" if angle > 0 else "逆时针") in next(f["message"] for f in qc.flags if f["code"] == "SKEW")
+    assert qc.skew == pytest.approx(3.0, abs=0.2)
     assert cpu < 0.3, f"{cpu:.3f} s CPU for one A4 page at 300 dpi"
-    assert not qc.blank and qc.ink_ratio > 0.02 and qc.phash and len(qc.phash) == 16
+    print(f"QC of one A4 page at 300 dpi: {cpu:.3f} s CPU")
 
 
 def test_straight_page_passes(straight: Image.Image) -> None:
-    qc = measure(page_of(straight))
+    qc = measure(page200(straight))
     assert abs(qc.skew) < 0.15 and qc.flags == [] and qc.border is None and not qc.failed
     assert qc.line_height_mm == pytest.approx(12 * 0.3528, abs=0.6)  # 12 pt type
-    acc = access_image(page_of(straight), qc)
+    acc = access_image(page200(straight), qc)
     assert acc.size == straight.size  # nothing to correct
 
 
 def test_access_copy_is_deskewed_with_white_fill_and_the_page_untouched(straight: Image.Image) -> None:
     turned = straight.rotate(-3, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
-    page = page_of(turned)
+    page = page200(turned)
     before = hashlib.sha256(turned.tobytes()).hexdigest()
     qc = measure(page)
     acc = access_image(page, qc)
@@ -95,20 +106,20 @@ def test_access_copy_is_deskewed_with_white_fill_and_the_page_untouched(straight
     assert acc.width > turned.width and acc.height > turned.height  # expanded, nothing cut off
     a = np.asarray(acc)
     assert a[0, 0] == 255 and a[-1, -1] == 255  # white corners, not black
-    again = measure(page_of(acc))
+    again = measure(page200(acc))
     assert abs(again.skew) < 0.2 and "SKEW" not in codes(again)
 
 
 def test_rotated_g4_tiff_end_to_end(tmp_path: Path, straight: Image.Image) -> None:
     f = tmp_path / "Z109-WS·2024-Y-BGS-0007-0001.tif"
     turned = straight.rotate(-3, expand=True, fillcolor=255).point(lambda v: 255 if v > 128 else 0).convert("1")
-    turned.save(f, "TIFF", compression="group4", dpi=(300, 300))
+    turned.save(f, "TIFF", compression="group4", dpi=(200, 200))
     before = f.read_bytes()
     [page] = list(iter_pages(f))
     qc = measure(page)
-    assert qc.skew == pytest.approx(3.0, abs=0.2) and not qc.failed and qc.dpi == 300
+    assert qc.skew == pytest.approx(3.0, abs=0.2) and not qc.failed and qc.dpi == 200
     acc = access_image(page, qc)
-    assert abs(measure(page_of(acc, scale=page.scale)).skew) < 0.2
+    assert abs(measure(page200(acc, scale=page.scale)).skew) < 0.2
     assert f.read_bytes() == before  # the master is never altered
 
 
@@ -151,7 +162,7 @@ def test_low_dpi_fails_and_dense_pages_need_300(straight: Image.Image) -> None:
 # ------------------------------------------------------------------------------------------- blank pages
 
 
-def _noisy_blank(rng: np.random.Generator, size: tuple[int, int] = (2481, 3507)) -> np.ndarray:
+def _noisy_blank(rng: np.random.Generator, size: tuple[int, int] = (1654, 2338)) -> np.ndarray:
     a = np.clip(rng.normal(232, 8, size[::-1]), 0, 255).astype(np.uint8)  # paper texture
     a[rng.random(a.shape) < 0.0008] = 0  # dust specks
     return a
@@ -160,26 +171,26 @@ def _noisy_blank(rng: np.random.Generator, size: tuple[int, int] = (2481, 3507))
 def test_blank_page_with_noise_specks_and_borders() -> None:
     rng = np.random.default_rng(7)
     a = _noisy_blank(rng)
-    qc = measure(page_of(Image.fromarray(a)))
+    qc = measure(page200(Image.fromarray(a)))
     assert qc.blank and codes(qc)["BLANK"] == "fail" and qc.ink_ratio < 0.002
     assert "空白页" in next(f["message"] for f in qc.flags if f["code"] == "BLANK")
-    a[:, :150] = 15  # the scanner lid beside a narrow sheet
-    a[-120:, :] = 25
-    qc = measure(page_of(Image.fromarray(a)))
+    a[:, :100] = 15  # the scanner lid beside a narrow sheet
+    a[-80:, :] = 25
+    qc = measure(page200(Image.fromarray(a)))
     assert qc.blank and codes(qc) == {"BLANK": "fail", "DARK_BORDER": "warn"}
     assert qc.skew == 0.0
 
 
 def test_pages_with_little_text_are_not_blank(straight: Image.Image) -> None:
     rng = np.random.default_rng(8)
-    one_line = np.minimum(np.asarray(text_page(lines=1)), _noisy_blank(rng))
-    qc = measure(page_of(Image.fromarray(one_line)))
+    one_line = np.minimum(np.asarray(text_page(dpi=200, lines=1)), _noisy_blank(rng))
+    qc = measure(page200(Image.fromarray(one_line)))
     assert not qc.blank
-    note = Image.new("L", (2481, 3507), 255)
-    ImageDraw.Draw(note).text((400, 400), "此页无正文", font=ImageFont.truetype(str(FONT), 50), fill=0)
-    qc = measure(page_of(note))
+    note = Image.new("L", (1654, 2338), 255)
+    ImageDraw.Draw(note).text((270, 270), "此页无正文", font=ImageFont.truetype(str(FONT), 33), fill=0)
+    qc = measure(page200(note))
     assert not qc.blank and "SKEW" not in codes(qc)  # five characters are too short to tell an angle
-    assert not measure(page_of(straight)).blank
+    assert not measure(page200(straight)).blank
 
 
 # ------------------------------------------------------------------------------------------- borders
@@ -188,26 +199,26 @@ def test_pages_with_little_text_are_not_blank(straight: Image.Image) -> None:
 def test_dark_borders_give_a_crop_box_in_page_pixels_and_are_cropped(straight: Image.Image) -> None:
     img = straight.copy()
     d = ImageDraw.Draw(img)
-    d.rectangle([0, 0, 179, img.height - 1], fill=10)  # left, 180 px
-    d.rectangle([0, 0, img.width - 1, 119], fill=30)  # top, 120 px
-    reduced = img.resize((img.width // 2, img.height // 2))  # as iter_pages gives a page scanned at 600 dpi
-    page = page_of(reduced, dpi=600, scale=0.5)
+    d.rectangle([0, 0, 119, img.height - 1], fill=10)  # left, 120 px
+    d.rectangle([0, 0, img.width - 1, 79], fill=30)  # top, 80 px
+    reduced = img.resize((img.width // 2, img.height // 2))  # as iter_pages gives a page scanned at 400 dpi
+    page = page_of(reduced, dpi=400, scale=0.5)
     qc = measure(page)
     assert codes(qc)["DARK_BORDER"] == "warn" and abs(qc.skew) < 0.2
     assert qc.border is not None
     left, top, right, bottom = qc.border
-    assert left == pytest.approx(180, abs=12) and top == pytest.approx(120, abs=12)  # original page px
+    assert left == pytest.approx(120, abs=8) and top == pytest.approx(80, abs=8)  # original page px
     assert right == pytest.approx(page.width, abs=4) and bottom == pytest.approx(page.height, abs=4)
     acc = np.asarray(access_image(page, qc))
-    assert acc.shape[1] == pytest.approx(reduced.width - 90, abs=8)
+    assert acc.shape[1] == pytest.approx(reduced.width - 60, abs=6)
     assert (acc[:, :3] < 80).mean() < 0.05 and (acc[:3, :] < 80).mean() < 0.05  # no black edge left
 
 
 def test_table_rules_are_not_borders() -> None:
-    img = text_page()
+    img = text_page(dpi=200)
     d = ImageDraw.Draw(img)
-    d.rectangle([250, 250, img.width - 250, img.height - 250], outline=0, width=6)  # a frame inside the margins
-    qc = measure(page_of(img))
+    d.rectangle([160, 160, img.width - 160, img.height - 160], outline=0, width=4)  # a frame inside the margins
+    qc = measure(page200(img))
     assert qc.border is None and "DARK_BORDER" not in codes(qc)
 
 
@@ -215,15 +226,16 @@ def test_table_rules_are_not_borders() -> None:
 
 
 def test_duplicates_are_rescans_not_pages_of_the_same_layout(straight: Image.Image) -> None:
-    pages = [straight] + [text_page(offset=900 * i) for i in range(1, 4)] + [text_page(lines=10), text_page(offset=3000, lines=10)]
+    pages = [straight] + [text_page(dpi=200, offset=900 * i) for i in range(1, 4)]
+    pages += [text_page(dpi=200, lines=10), text_page(dpi=200, offset=3000, lines=10)]
     buf = io.BytesIO()
     straight.save(buf, "JPEG", quality=60)
     jpeg = Image.open(buf).convert("L")
-    shifted = straight.transform(straight.size, Image.Transform.AFFINE, (1, 0, -40, 0, 1, -30), fillcolor=255)
+    shifted = straight.transform(straight.size, Image.Transform.AFFINE, (1, 0, -27, 0, 1, -20), fillcolor=255)
     turned = straight.rotate(0.7, expand=True, fillcolor=255)
     rescans = [jpeg, shifted, turned]
     blank = Image.new("L", straight.size, 255)
-    results = [measure(page_of(p)) for p in pages + rescans + [blank, blank]]
+    results = [measure(page200(p)) for p in pages + rescans + [blank, blank]]
     assert all(hamming(results[0].phash, r.phash) <= 4 for r in results[6:9])
     labels = [f"Z109-WS·2024-Y-BGS-0001 第 {i + 1} 页" for i in range(len(results))]
     t = time.perf_counter()

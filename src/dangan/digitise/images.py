@@ -230,7 +230,7 @@ def iter_pages(
             fp.close()
             why = "PDF 已加密，需先解密" if "password" in str(e).lower() else f"PDF 结构损坏（{_short(e)}）"
             raise _unreadable(label, why) from e
-        return _pdf_pages(pdf, fp, label, max_side, max_pixels)
+        return _pdf_pages(pdf, fp, _CcittKind(path), max_side, max_pixels)
     try:
         im = _open_pil(fp, kind, label)
     except ValidationFailed:
@@ -287,6 +287,10 @@ def scan_properties(path: str | Path | bytes, name: str = "") -> dict[str, Any]:
                     try:
                         w_pt, h_pt = page.get_size()
                         dpi, colour, compression, bits = _pdf_page_info(page)
+                        if compression == "CCITT":
+                            ck = _CcittKind(path)
+                            compression = ck(0)
+                            ck.close()
                     finally:
                         page.close()
                     d = dpi or PDF_DEFAULT_DPI
@@ -391,7 +395,7 @@ def _describe(im: ImageFile.ImageFile, kind: str) -> dict[str, Any]:
         bits = 1 if im.mode == "1" else (16 if im.mode.startswith("I;16") else 8)
     if orientation not in _TRANSPOSE:
         orientation = 1
-    if orientation in (5, 6, 7, 8):
+    if orientation in (5, 6, 7, 8) and kind != "TIFF":  # Pillow already reports a TIFF's size as displayed
         w, h = h, w
     return {
         "width": w,
@@ -475,6 +479,17 @@ def _decoded_bytes(mode: str, w: int, h: int) -> int:
     return w * h * per
 
 
+def _stored_size(im: ImageFile.ImageFile, kind: str) -> tuple[int, int]:
+    """Pixel size as stored in the file (before orientation)."""
+    if kind == "TIFF":
+        tags = im.tag_v2  # type: ignore[attr-defined]
+        try:
+            return int(tags[256]), int(tags[257])
+        except (KeyError, TypeError, ValueError):
+            return im.size
+    return im.size
+
+
 def _page_error(e: BaseException, kind: str) -> _PageError:
     if isinstance(e, _PageError):
         return e
@@ -556,7 +571,7 @@ def _pil_page(
 def _decode(
     im: ImageFile.ImageFile, fp: IO[bytes], kind: str, d: dict[str, Any], max_side: int, max_pixels: int
 ) -> Image.Image:
-    w, h = im.size  # stored orientation
+    w, h = _stored_size(im, kind)
     if w < 1 or h < 1:
         raise _PageError("IMAGE_CORRUPT", "图像尺寸为 0，无法解码")
     if w * h > max_pixels:
@@ -662,7 +677,8 @@ def _tiff_banded(im: ImageFile.ImageFile, fp: IO[bytes], w: int, h: int, max_sid
             if row_bytes * rps > FULL_DECODE_BYTES:
                 raise _PageError(
                     "IMAGE_TOO_LARGE",
-                    f"图像 {w}×{h} 过大且整页压缩为一个条带，无法分块解码，请以多条带（RowsPerStrip）TIFF 或 JPEG 重新导出",
+                    f"图像 {w}×{h} 过大且每个压缩条带有 {rps} 行，无法在内存上限内分块解码，"
+                    "请以较小条带（RowsPerStrip）的 TIFF 或 JPEG 重新导出",
                 )
             g = max(1, target_rows // rps)
             for k0 in range(0, n, g):
@@ -775,22 +791,61 @@ def _pdf_page_info(page: Any) -> tuple[float | None, str, str, int | None]:
     return dpi, colour, compression, bits
 
 
-def _pdf_pages(pdf: Any, fp: IO[bytes], label: str, max_side: int, max_pixels: int) -> Iterator[PageImage]:
+class _CcittKind:
+    """Tells CCITT G3 from G4 for a page's scanned image (pdfium gives the filter name only): /K of the image's
+    /DecodeParms, read with pikepdf, opened once per file on first need."""
+
+    def __init__(self, path: str | Path | bytes) -> None:
+        self.path = path
+        self.fp: IO[bytes] | None = None
+        self.pdf: Any = None
+        self.failed = False
+
+    def __call__(self, index: int) -> str:
+        try:
+            import pikepdf
+
+            if self.pdf is None and not self.failed:
+                self.fp = open(os.fspath(self.path), "rb")  # noqa: SIM115 - closed by close()
+                self.pdf = pikepdf.open(self.fp)
+            if self.pdf is None:
+                return "CCITT"
+            for _name, raw in self.pdf.pages[index].get_images().items():
+                parms = raw.get("/DecodeParms")
+                if isinstance(parms, pikepdf.Array):
+                    parms = next((p for p in parms if isinstance(p, pikepdf.Dictionary)), None)
+                k = int(parms.get("/K", 0)) if isinstance(parms, pikepdf.Dictionary) else 0
+                return "CCITT G4" if k < 0 else "CCITT G3"
+        except Exception:
+            self.failed = True
+        return "CCITT"
+
+    def close(self) -> None:
+        if self.pdf is not None:
+            self.pdf.close()
+        if self.fp is not None:
+            self.fp.close()
+
+
+def _pdf_pages(pdf: Any, fp: IO[bytes], ccitt: _CcittKind, max_side: int, max_pixels: int) -> Iterator[PageImage]:
     try:
         for index in range(len(pdf)):
-            yield _pdf_page(pdf, index, max_side, max_pixels)
+            yield _pdf_page(pdf, index, max_side, max_pixels, ccitt)
     finally:
+        ccitt.close()
         pdf.close()
         fp.close()
 
 
-def _pdf_page(pdf: Any, index: int, max_side: int, max_pixels: int) -> PageImage:
+def _pdf_page(pdf: Any, index: int, max_side: int, max_pixels: int, ccitt: _CcittKind) -> PageImage:
     page = None
     result = PageImage(index, 0, 0, None, COLOUR, "", 1, None, 0.0, format="PDF")
     try:
         page = pdf[index]
         w_pt, h_pt = page.get_size()
         dpi, colour, compression, bits = _pdf_page_info(page)
+        if compression == "CCITT":
+            compression = ccitt(index)
         d = dpi or PDF_DEFAULT_DPI
         width, height = max(1, round(w_pt / 72 * d)), max(1, round(h_pt / 72 * d))
         result.width, result.height, result.dpi = width, height, (d, d)
