@@ -503,14 +503,57 @@ def test_accepted_ocr_text_is_found_by_search_with_its_page(ocred: Any) -> None:
     assert hit["snippet"]["page"] == 2 and hit["snippet"]["file_id"] == pdf["id"]
 
 
-def test_ocr_of_one_file(ocred: Any) -> None:
-    folder = ocred["root"] / "clean"
-    [jpg] = [p for p in folder.iterdir() if p.name.endswith("-0002.jpg")]
-    [page] = dg.ocr_file(jpg)
+def test_cli_scan_flow_and_ocr_of_one_file(ocred: Any, tmp_path: Path) -> None:
+    """`dangan scan import|qc|show|sample|accept` as the demo 专职档案员, and `dangan ocr FILE` with no login."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from dangan.cli import app as cli
+
+    runner = CliRunner()
+    data = str(tmp_path / "data")
+    assert runner.invoke(cli, ["--data", data, "init", "--demo", "--demo-size", "40"]).exit_code == 0
+
+    def run(*args: str, user: str | None = "dangan") -> Any:
+        login = ["--user", user] if user else []
+        return runner.invoke(cli, ["--data", data, *login, *args], env={"DANGAN_PASSWORD": "Dangan@2026"})
+
+    def js(*args: str) -> Any:
+        r = run(*args, "--json")
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    items = js("record", "list", "--fonds", "Z109", "--category", "WS", "--state", "filed")["items"]
+    rec = next(r for r in items if r["archival_code"])
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for n in (1, 2):
+        save(text_page([f"第{n}页", "正文"]), folder / f"{rec['archival_code']}-000{n}.jpg")
+    b = js("scan", "import", str(folder), "--fonds", "Z109", "--device", "Canon DR-C240")
+    assert b["summary"]["files"] == 2 and b["counts"]["records"] == 1
+    assert run("scan", "accept", str(b["id"])).exit_code == 1  # not checked yet: refused, nothing attached
+    res = js("scan", "qc", str(b["id"]), "--report", str(tmp_path / "质检报告.xlsx"))
+    assert res["result"]["checked"] == 2 and (tmp_path / "质检报告.xlsx").stat().st_size > 0
+    v = js("scan", "sample", str(b["id"]), "--rate", "50%")
+    for p in v["sample"]:
+        js("scan", "sample", str(b["id"]), "--page", str(p["id"]), "--verdict", "合格")
+    v = js("scan", "show", str(b["id"]))
+    keys = [i["key"] for i in v["issues"] if i["severity"] == "block"]
+    if keys:  # the demo record's 页数 may differ from the two pages scanned here
+        r = run("scan", "accept", str(b["id"]), *[x for k in keys for x in ("--override", k)])
+        assert r.exit_code == 1 and "REASON_REQUIRED" in r.output
+    out = js("scan", "accept", str(b["id"]), *[x for k in keys for x in ("--override", k)], "--reason", "页数以扫描为准")
+    assert out["batch"]["status"] == "accepted" and out["files"] == 2
+    assert run("scan", "list", user=None).exit_code == 1  # the archive needs a login
+    # the text of one file, without a login or an archive
+    [jpg] = [p for p in (ocred["root"] / "clean").iterdir() if p.name.endswith("-0002.jpg")]
+    r = runner.invoke(cli, ["ocr", str(jpg), "--json"])
+    assert r.exit_code == 0, r.output
+    [page] = json.loads(r.stdout)
     assert "工作要求" in page["text"] and page["lines"][0]["box"][2] > page["lines"][0]["box"][0]
-    with pytest.raises(ValidationFailed) as e:
-        dg.ocr_file(folder / "missing.jpg")
-    assert e.value.code == "FILE_MISSING"
+    r = runner.invoke(cli, ["ocr", str(tmp_path / "missing.jpg")])
+    assert r.exit_code == 1 and "FILE_MISSING" in r.output
 
 
 def test_a_page_of_a_record_above_ones_clearance_looks_missing(ocred: Any) -> None:

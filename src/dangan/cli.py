@@ -963,6 +963,7 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="令牌 ID")]) -> 
 import dangan.cli_access  # noqa: E402, F401  (registers request)
 import dangan.cli_capture  # noqa: E402, F401  (registers import, submit, accept, catalogue, plan, schedule, stamp)
 import dangan.cli_checks  # noqa: E402, F401  (registers check, package)
+import dangan.cli_digitise  # noqa: E402, F401  (registers scan, ocr)
 import dangan.cli_preservation  # noqa: E402, F401  (registers fixity audit)
 import dangan.cli_search  # noqa: E402, F401  (registers search, reindex)
 
