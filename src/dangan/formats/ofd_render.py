@@ -57,7 +57,7 @@ from dangan.formats.results import Validation
 
 MAX_OBJECTS = 200_000          # graphic objects drawn on one page (templates, annotations and seals included)
 MAX_POINTS = 4_000_000         # flattened path points on one page
-MAX_GLYPHS = 400_000           # glyphs drawn on one page
+MAX_GLYPHS = 400_000           # characters drawn on one page
 MAX_DEPTH = 32                 # nesting of PageBlock/CompositeObject
 MAX_SECONDS = 30.0             # drawing stops after this (the image drawn so far is returned)
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -65,6 +65,8 @@ MAX_IMAGE_PIXELS = 60_000_000  # an embedded picture with more pixels is not dra
 MAX_FONT_BYTES = 32 * 1024 * 1024
 MAX_SEAL_BYTES = 16 * 1024 * 1024
 MAX_BOX_MM = 5000.0            # a page larger than 5 m is treated as damaged (A4 is used instead)
+_IMAGE_CACHE_PIXELS = 24_000_000  # decoded pictures kept for re-use within one page
+_GLYPH_CACHE_BYTES = 64 * 1024 * 1024
 SUPERSAMPLE_PIXELS = 16_000_000  # paths are drawn at 2x and reduced when the 2x canvas stays under this
 
 _DEFAULT_BOX = (0.0, 0.0, 210.0, 297.0)
@@ -505,6 +507,10 @@ class _PathBuilder:
         self.budget.points += len(self.cur) - before
         if self.budget.points > MAX_POINTS:
             raise _Stop
+        if self.budget.points - self.budget.points_checked > 65_536:
+            self.budget.points_checked = self.budget.points
+            if time.monotonic() > self.budget.deadline:
+                raise _Stop
 
     def move(self, x: float, y: float) -> None:
         self.flush(False)
@@ -1006,6 +1012,14 @@ def _decode_image(data: bytes, target: tuple[int, int] | None = None) -> Image.I
         img.load()
         if img.mode == "CMYK" and img.format == "JPEG" and "adobe" in img.info:
             img = ImageChops.invert(img)
+        # shrink a picture much larger than where it goes before widening it to RGBA (bounded memory)
+        if img.mode not in ("L", "RGB", "RGBA", "LA", "CMYK"):
+            img = img.convert("RGBA" if "transparency" in img.info or img.mode in ("PA",) else
+                              "L" if img.mode in ("1", "I", "I;16", "F") else "RGB")
+        if target is not None:
+            factor = min(img.width // max(1, 2 * target[0]), img.height // max(1, 2 * target[1]))
+            if factor >= 2:
+                img = img.reduce(factor)
         return img.convert("RGBA")
     except (OSError, ValueError, SyntaxError, struct.error, Image.DecompressionBombError, EOFError, MemoryError,
             ZeroDivisionError, IndexError, TypeError):
@@ -1107,10 +1121,12 @@ class _Painter:
         self.ss = ss
         self.objects = 0
         self.points = 0
-        self.glyphs = 0
+        self.points_checked = 0
+        self.chars = 0
         self.deadline = time.monotonic() + MAX_SECONDS
         self.fonts: dict[Any, Any] = {}
         self.glyph_cache: dict[Any, tuple[Image.Image | None, int, int]] = {}
+        self.glyph_bytes = 0
         self.images: dict[str, Image.Image | None] = {}
 
     # -- budgets -----------------------------------------------------------------------------------------------
@@ -1370,11 +1386,15 @@ class _Painter:
         corners = [_apply(om, x, y) for x, y in ((0, 0), (1, 0), (0, 1), (1, 1))]
         tw = max(1, round(max(math.dist(corners[0], corners[1]), math.dist(corners[2], corners[3]))))
         th = max(1, round(max(math.dist(corners[0], corners[2]), math.dist(corners[1], corners[3]))))
-        key = f"{id(ctx.res.pkg)}:{part}"
-        if key not in self.images:
+        key = f"{id(ctx.res.pkg)}:{part}:{tw}x{th}"
+        if key in self.images:
+            img = self.images[key]
+        else:
             data = _read(ctx.res.pkg, part, MAX_IMAGE_BYTES)
-            self.images[key] = _decode_image(data, (tw, th)) if data else None
-        img = self.images[key]
+            img = _decode_image(data, (tw, th)) if data else None
+            held = sum(i.width * i.height for i in self.images.values() if i is not None)
+            if img is None or held + img.width * img.height <= _IMAGE_CACHE_PIXELS:
+                self.images[key] = img
         if img is not None:
             self.draw_image(img, om, 255, ctx)
 
@@ -1500,6 +1520,9 @@ class _Painter:
             dy = _deltas(code.get("DeltaY"), len(text))
             skip_until = -1
             for i, ch in enumerate(text):
+                self.chars += 1
+                if self.chars > MAX_GLYPHS or (self.chars & 1023 == 0 and time.monotonic() > self.deadline):
+                    raise _Stop
                 gid: int | None = None
                 pos = index + i
                 hit = cg.get(pos)
@@ -1535,24 +1558,25 @@ class _Painter:
         if name is None and (ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs")):
             return system.advance(ch) if embedded is None else (embedded.advance(embedded.glyph_name(ch, None))
                                                                  or system.advance(ch))
-        self.glyphs += 1
-        if self.glyphs > MAX_GLYPHS:
-            raise _Stop
         if name is not None and embedded is not None:
             key: Any = (embedded.key, name, glyph_px)
             advance = embedded.advance(name) or system.advance(ch)
-            if key not in self.glyph_cache:
-                self.glyph_cache[key] = embedded.glyph(name, glyph_px)
         else:
             key = (system.key, ch, glyph_px)
             advance = system.advance(ch)
-            if key not in self.glyph_cache:
-                self.glyph_cache[key] = system.glyph(ch, glyph_px)
             if room is not None and 0 < room < advance * 0.95 and unicodedata.east_asian_width(ch) not in ("W", "F"):
                 g = _mul((max(0.45, room / advance), 0.0, 0.0, 1.0, 0.0, 0.0), g)
-        if len(self.glyph_cache) > 20_000:
-            self.glyph_cache.clear()
-        mask, ox, oy = self.glyph_cache.get(key) or (None, 0, 0)
+        entry = self.glyph_cache.get(key)
+        if entry is None:
+            entry = embedded.glyph(name, glyph_px) if name is not None and embedded is not None else \
+                system.glyph(ch, glyph_px)
+            size = entry[0].width * entry[0].height if entry[0] is not None else 0
+            if self.glyph_bytes + size > _GLYPH_CACHE_BYTES or len(self.glyph_cache) >= 20_000:
+                self.glyph_cache.clear()
+                self.glyph_bytes = 0
+            self.glyph_cache[key] = entry
+            self.glyph_bytes += size
+        mask, ox, oy = entry
         if mask is None:
             return advance
         # mask pixel -> glyph px (offset) -> object (scale, pen position) -> device
