@@ -46,7 +46,7 @@ def test_init_demo_and_queries(data):
     shown = js(data, "record", "show", filed[0]["archival_code"])
     assert shown["files"] and shown["files"][0]["sm3"]
     assert js(data, "category", "show", "KU")["levels"] == ["volume", "item"]
-    assert js(data, "storage", "info", user=None)["schema_revision"] == "0007"
+    assert js(data, "storage", "info", user=None)["schema_revision"] == "0008"
 
 
 def test_init_is_idempotent(data):

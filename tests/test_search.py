@@ -16,6 +16,7 @@ from dangan.services import search
 from dangan.services.context import Actor
 from dangan.services.files import NewFile
 from dangan.services.records import RecordInput, create_record, update_record
+from conftest import make_app
 from test_identity import make_user
 
 BASE = {"retention_period": "D30", "responsible": "示范市人民政府办公室"}
@@ -42,9 +43,20 @@ def _pdf(title: str, pages: list[str]) -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture(params=["sqlite-tantivy", "sqlite-fts5", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine_app(request, tmp_path):
+    """Each test on the three engines: SQLite with the embedded tantivy index (the default), SQLite FTS5 alone,
+    and PostgreSQL full text."""
+    app = make_app(tmp_path / "data", request.getfixturevalue("pg_url") if request.param == "postgres" else None)
+    if request.param == "sqlite-fts5":
+        app.settings.search_engine = "sql"
+    yield app
+    app.close()
+
+
 @pytest.fixture
-def world(any_app):
-    app = any_app
+def world(engine_app):
+    app = engine_app
     sysop = Actor.system()
     ids = []
     for title, date, level, dept, number, p1, p2 in DOCS:

@@ -57,11 +57,12 @@ def reindex(
         task = prog.add_task("reindex", total=None, phase="提取全文")
 
         def step(phase: str, n: int, total: int) -> None:
-            prog.update(task, completed=n, total=total or None, phase="提取全文" if phase == "text" else "建立索引")
+            prog.update(task, completed=n, total=total or None, phase={"text": "提取全文", "index": "建立索引"}.get(phase, "重建 tantivy 索引"))
 
         res = search_svc.reindex(a, _operator(), full=full, workers=workers, progress=step)
     if as_json:
         _print_json(res)
     else:
         out.print(f"[green]✓[/] 提取全文 {res['files_extracted']} 个文件，更新索引 {res['records_indexed']} 件，"
-                  f"用时 {res['seconds']} 秒")
+                  f"用时 {res['seconds']} 秒" + (f"；tantivy 索引重建 {res['tantivy_docs']} 件"
+                                                 if res.get("tantivy_docs") is not None else ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     search_extract_on_commit: bool = True
     # how often (minutes) `dangan serve` brings the index up to date (text of bulk loads); 0 turns it off
     search_reindex_interval_minutes: int = 5
+    # the engine that answers searches: "auto" (the embedded tantivy index on SQLite, PostgreSQL full text on
+    # PostgreSQL), or "sql" (SQLite FTS5 / PostgreSQL full text only)
+    search_engine: Literal["auto", "sql"] = "auto"
     # ClamAV daemon for 病毒检测: "unix:/run/clamav/clamd.ctl" or "tcp:127.0.0.1:3310"; empty: not configured
     clamd_address: str = ""
     # SM2 private key (PEM or hex file) that signs exported DA/T 48 packages; empty: a key is made in the data folder

@@ -10,6 +10,7 @@ Everything else is indistinguishable from a record that does not exist.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, select, true
@@ -45,31 +46,69 @@ def require(actor: Actor, action: str) -> str:
     return scope
 
 
-def visible(session: Session, actor: Actor, action: str = "record.read") -> ColumnElement[bool]:
-    """The WHERE fragment that trims records for this actor and action."""
+@dataclass(frozen=True)
+class Trim:
+    """What an actor may see for an action, as data: `visible()` turns it into SQL, the search engine into its
+    own filters, so that both trim by the same rule. None means "no limit"; nothing=True means no record."""
+
+    nothing: bool = False
+    everything: bool = False
+    levels: tuple[str, ...] | None = None
+    department_ids: tuple[int, ...] | None = None
+    states: tuple[str, ...] | None = None
+    category_ids: tuple[int, ...] | None = None
+
+
+def trim_for(session: Session, actor: Actor, action: str = "record.read") -> Trim:
     if actor.superuser:
-        return true()
+        return Trim(everything=True)
     scope = actor.scope_for(action)
     if scope is None:
-        return false()
+        return Trim(nothing=True)
     sec = security_settings(session)
     levels = visible_levels(actor.clearance, tuple(sec["levels"]), sec.get("ceiling"))
     if not levels:
-        return false()
-    clauses: list[ColumnElement[bool]] = [Record.security_level.in_(levels)]
+        return Trim(nothing=True)
+    depts: set[int] | None = None
+    states = None
     if scope in ("department", "department_prefiling"):
         if not actor.department_ids:
-            return false()
-        clauses.append(Record.department_id.in_(sorted(actor.department_ids)))
+            return Trim(nothing=True)
+        depts = set(actor.department_ids)
     if scope == "department_prefiling":
-        clauses.append(Record.state.in_([s.value for s in EDITABLE]))
+        states = tuple(sorted(s.value for s in EDITABLE))
+    cat_ids = None
     cats = actor.token_limits("categories")
     if cats is not None:
-        clauses.append(Record.category_id.in_(select(Category.id).where(Category.code.in_(cats))))
-    depts = actor.token_limits("departments")
-    if depts is not None:
-        clauses.append(Record.department_id.in_(select(Department.id).where(Department.code.in_(depts))))
-    return and_(*clauses)
+        cat_ids = tuple(sorted(session.scalars(select(Category.id).where(Category.code.in_(cats)))))
+    token_depts = actor.token_limits("departments")
+    if token_depts is not None:
+        allowed = set(session.scalars(select(Department.id).where(Department.code.in_(token_depts))))
+        depts = allowed if depts is None else depts & allowed
+    return Trim(levels=tuple(levels), department_ids=None if depts is None else tuple(sorted(depts)),
+                states=states, category_ids=cat_ids)
+
+
+def trim_clause(t: Trim) -> ColumnElement[bool]:
+    if t.everything:
+        return true()
+    if t.nothing:
+        return false()
+    clauses: list[ColumnElement[bool]] = []
+    if t.levels is not None:
+        clauses.append(Record.security_level.in_(t.levels))
+    if t.department_ids is not None:
+        clauses.append(Record.department_id.in_(t.department_ids) if t.department_ids else false())
+    if t.states is not None:
+        clauses.append(Record.state.in_(t.states))
+    if t.category_ids is not None:
+        clauses.append(Record.category_id.in_(t.category_ids) if t.category_ids else false())
+    return and_(*clauses) if clauses else true()
+
+
+def visible(session: Session, actor: Actor, action: str = "record.read") -> ColumnElement[bool]:
+    """The WHERE fragment that trims records for this actor and action."""
+    return trim_clause(trim_for(session, actor, action))
 
 
 def get_visible_record(session: Session, actor: Actor, record_id: int, action: str = "record.read", *,

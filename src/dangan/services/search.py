@@ -55,6 +55,7 @@ from dangan.db.models import (
     Fonds,
     Record,
     SearchDoc,
+    SearchLog,
     utcnow,
 )
 from dangan.domain.retention import parse_retention
@@ -70,7 +71,7 @@ from dangan.search import (
     to_tsquery,
 )
 from dangan.search.segment import normalize_archival_code
-from dangan.services.access import require, visible
+from dangan.services.access import Trim, require, trim_clause, trim_for
 from dangan.services.context import Actor, Dangan
 from dangan.services.views import iso
 
@@ -302,10 +303,20 @@ def reindex(app: Dangan, actor: Actor, *, full: bool = False, workers: int | Non
         indexed += index_records(app, rec_ids[i:i + INDEX_BATCH])
         if progress:
             progress("index", min(i + INDEX_BATCH, len(rec_ids)), len(rec_ids))
+    tantivy_docs = None
+    idx = app.tantivy
+    if idx is not None:
+        if full or not idx.built():
+            tantivy_docs = idx.rebuild(app.engine, (lambda n, t: progress("tantivy", n, t)) if progress else None)
+        else:
+            with app.read_sessions() as s:
+                idx.sync(s)
+        with app.sessions.begin() as s:
+            idx.prune_log(s)
     with app.uow(actor) as uow:
         uow.audit("search.reindex", "search", "", full=full, files=len(file_ids), records=indexed)
     return {"files_extracted": len(file_ids), "records_indexed": indexed, "seconds": round(time.perf_counter() - t0, 2),
-            "full": full}
+            "full": full, "tantivy_docs": tantivy_docs}
 
 
 class Reindexer:
@@ -420,6 +431,175 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
         raise ValidationFailed("翻页参数无效，请从第一页重新检索", code="BAD_CURSOR") from None
 
 
+def _conditions(s: Session, trim: Trim, f: SearchFilter) -> dict[str, Any] | None:
+    """The trimming and the filters as tantivy conditions (the same rules as visible() and _filters());
+    None when nothing can match."""
+    c: dict[str, Any] = {}
+    if trim.nothing:
+        return None
+    if trim.levels is not None:
+        c["sec"] = list(trim.levels)
+    if trim.department_ids is not None:
+        c["dept"] = list(trim.department_ids)
+    if trim.states is not None:
+        c["state"] = list(trim.states)
+    if trim.category_ids is not None:
+        c["cat"] = list(trim.category_ids)
+
+    def both(name: str, values: list[Any]) -> None:  # a filter on a field the trimming limits too
+        c[name] = [v for v in values if v in set(c[name])] if name in c else values
+
+    if f.fonds:
+        c["fonds"] = list(s.scalars(select(Fonds.id).where(Fonds.code == f.fonds)))
+    if f.category:
+        cats = select(Category.id).where(Category.code == f.category)
+        if f.fonds:
+            cats = cats.where(Category.fonds_id.in_(select(Fonds.id).where(Fonds.code == f.fonds)))
+        both("cat", list(s.scalars(cats)))
+    lo, hi = -(2**62), 2**62
+    if f.year is not None:
+        lo, hi = f.year, f.year
+    if f.year_from is not None:
+        lo = max(lo, f.year_from)
+    if f.year_to is not None:
+        hi = min(hi, f.year_to)
+    if (lo, hi) != (-(2**62), 2**62):
+        c["year"] = (lo, hi)
+    if f.retention_period:
+        try:
+            c["ret"] = [parse_retention(f.retention_period).code]
+        except ValueError as e:
+            raise ValidationFailed(str(e), code="NOT_IN_DOMAIN") from None
+    if f.department:
+        both("dept", list(s.scalars(select(Department.id).where(
+            or_(Department.code == f.department, Department.name == f.department)))))
+    if f.security_level:
+        both("sec", [f.security_level])
+    if f.state:
+        both("state", [{v: k.value for k, v in STATE_LABELS.items()}.get(f.state, f.state)])
+    dlo, dhi = 1, 2**31
+    for value, op in ((f.date_from, ">="), (f.date_to, "<=")):
+        if value:
+            d = _parse_filter_date(value)
+            if op == ">=":
+                dlo = max(dlo, d.toordinal())
+            else:
+                dhi = min(dhi, d.toordinal())
+    if (dlo, dhi) != (1, 2**31):
+        c["date"] = (dlo, dhi)
+    return c
+
+
+def _parse_filter_date(value: str) -> dt.date:
+    from dangan.domain.schema import parse_date
+
+    try:
+        return parse_date(value)
+    except ValueError:
+        raise ValidationFailed(f"日期“{value[:20]}”无法识别，请写成 2024-03-05", code="WRONG_TYPE") from None
+
+
+INLINE_BUILD_MAX = 50_000  # records: a first search builds a missing tantivy index this small on the spot
+
+
+def _tantivy_for(app: Dangan, s: Session) -> Any | None:
+    """The tantivy index, brought up to date in this read transaction; None when the SQL engine must answer."""
+    idx = app.tantivy
+    if idx is None:
+        return None
+    try:
+        if not idx.built():
+            if idx.building:
+                return None
+            if (s.scalar(select(func.count()).select_from(SearchDoc)) or 0) > INLINE_BUILD_MAX:
+                start_tantivy_build(app)
+                return None
+            idx.rebuild(app.engine)
+        return idx if idx.sync(s) else None
+    except Exception:  # noqa: BLE001 - the SQL engine answers while the index is repaired
+        log.exception("tantivy index unavailable; answering from SQL")
+        return None
+
+
+def start_tantivy_build(app: Dangan) -> threading.Thread | None:
+    idx = app.tantivy
+    if idx is None or idx.building:
+        return None
+
+    def run() -> None:
+        try:
+            n = idx.rebuild(app.engine)
+            log.info("tantivy index built: %d records", n)
+        except Exception:  # noqa: BLE001
+            log.exception("tantivy index build failed")
+
+    t = threading.Thread(target=run, name="tantivy-build", daemon=True)
+    idx.building = True  # before the thread starts: a second caller must not start another
+    t.start()
+    return t
+
+
+def _tantivy_page(idx: Any, s: Session, query: Any, trim: Trim, flt: SearchFilter, sort: str, cursor: str | None,
+                  limit: int, facets: bool) -> tuple[list[tuple[int, Any]], int, dict[str, Any] | None, str | None]:
+    conds = _conditions(s, trim, flt)
+    if conds is None or query.root is None:
+        return [], 0, ({} if facets else None), None
+    offset = 0
+    page_conds = dict(conds)
+    if cursor:
+        kind, value = _decode_tv_cursor(cursor, sort)
+        if kind == "@":
+            offset = value
+        elif sort == "date":
+            page_conds["dkey"] = (-(2**62), value - 1)
+        else:
+            page_conds["dkey"] = (value + 1, 2**62)
+    res = idx.run(idx.compile(query.root, page_conds), sort=sort, offset=offset, limit=limit + 1,
+                  facets=False)
+    total, counts = 0, None
+    if facets:
+        agg = idx.run(idx.compile(query.root, conds), sort="relevance", offset=0, limit=1, facets=True)
+        total, counts = agg["total"], agg["facets"]
+    elif not cursor:
+        total = res["total"]
+    else:
+        total = idx.run(idx.compile(query.root, conds), sort="relevance", offset=0, limit=1, facets=False)["total"]
+    hits = res["hits"]
+    nxt = None
+    if len(hits) > limit:
+        hits = hits[:limit]
+        nxt = _encode_cursor(["@", offset + limit] if sort == "relevance" else ["k", int(hits[-1][1])])
+    return hits, total, counts, nxt
+
+
+def _decode_tv_cursor(cursor: str, sort: str) -> tuple[str, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        v = json.loads(raw)
+        if (isinstance(v, list) and len(v) == 2 and v[0] in ("@", "k") and isinstance(v[1], int)
+                and not isinstance(v[1], bool) and 0 <= v[1] < 2**62 and (v[0] == "@") == (sort == "relevance")):
+            if v[0] == "@" and v[1] > MAX_OFFSET:
+                raise ValidationFailed(f"相关度排序最多翻到第 {MAX_OFFSET:,} 条，请加上筛选条件缩小范围",
+                                       code="PAGE_TOO_DEEP")
+            return v[0], v[1]
+    except (ValueError, TypeError, binascii.Error) as e:
+        if isinstance(e, ValidationFailed):
+            raise
+    raise ValidationFailed("翻页参数无效，请从第一页重新检索", code="BAD_CURSOR")
+
+
+def _is_tv_cursor(cursor: str | None) -> bool:
+    if not cursor:
+        return False
+    with contextlib.suppress(ValueError, TypeError, binascii.Error):
+        v = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return isinstance(v, list) and len(v) == 2 and v[0] in ("@", "k")
+    return False
+
+
+MAX_OFFSET = 10_000
+
+
 def search(app: Dangan, actor: Actor, q: str, flt: SearchFilter | None = None, *, sort: str = "relevance",
            cursor: str | None = None, limit: int = 20, facets: bool = True, audit: bool = True) -> dict[str, Any]:
     """Search the records the actor may read: hits (with highlighted snippets and the page of the hit), the
@@ -432,13 +612,13 @@ def search(app: Dangan, actor: Actor, q: str, flt: SearchFilter | None = None, *
     limit = max(1, min(limit, MAX_LIMIT))
     query = parse(q or "")
     out: dict[str, Any] = {"q": q, "notices": list(query.notices), "sort": sort, "items": [], "total": 0,
-                           "facets": {}, "next_cursor": None, "exact": None, "took_ms": 0.0}
+                           "facets": {}, "next_cursor": None, "exact": None, "took_ms": 0.0, "engine": None}
     if query.empty:
         return out
     t0 = time.perf_counter()
     with app.read_sessions() as s:
-        pg = s.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
-        base = _filters(select(Record.id).where(visible(s, actor, "record.read")), flt)
+        trim = trim_for(s, actor, "record.read")
+        base = _filters(select(Record.id).where(trim_clause(trim)), flt)
         if query.exact and query.exact.field == "archival_code":
             norm = query.exact.value
             exact_ids = [rid for rid, code in s.execute(base.add_columns(Record.archival_code)
@@ -446,39 +626,22 @@ def search(app: Dangan, actor: Actor, q: str, flt: SearchFilter | None = None, *
                          if normalize_archival_code(code or "") == norm]
             if exact_ids:
                 out["exact"] = exact_ids[0]
-        if pg:
-            tsq = func.to_tsquery("simple", to_tsquery(query))
-            match = literal_column("search_docs.tsv").op("@@")(tsq)
-            # lower is better, like bm25; double precision so that a cursor's value compares exactly
-            score = -cast(func.ts_rank_cd(literal_column("search_docs.tsv"), tsq), Float(53))
-            hits = base.join(SearchDoc, SearchDoc.record_id == Record.id).where(match)
+        idx = _tantivy_for(app, s) if (not cursor or _is_tv_cursor(cursor)) else None
+        if idx is not None:
+            out["engine"] = "tantivy"
+            rows, out["total"], counts, out["next_cursor"] = _tantivy_page(idx, s, query, trim, flt, sort, cursor,
+                                                                          limit, facets)
+            if counts is not None:
+                out["facets"] = _facet_output(s, [collections.Counter({(k or None): n for k, n in counts[f].items()})
+                                                  for f in ("cat", "dept", "year", "ret", "sec", "state")])
+            ids = [r[0] for r in rows]
+            # defence in depth: the page's records are read through the trimming again
+            seen = set(s.scalars(base.where(Record.id.in_(ids)))) if ids else set()
+            rows = [r for r in rows if r[0] in seen]
         else:
-            expr = to_fts5(query)
-            fts = text("(SELECT rowid AS rid, bm25(search_fts, 10.0, 5.0, 3.0, 5.0, 3.0, 1.0) AS score "
-                       "FROM search_fts WHERE search_fts MATCH :match)").bindparams(match=expr).columns(
-                literal_column("rid"), literal_column("score")).subquery("fts")
-            score = fts.c.score
-            hits = base.join(fts, fts.c.rid == Record.id)
-        if facets:  # one grouped pass gives every facet and the total (not one MATCH per facet)
-            out["facets"], total = _facets_and_total(s, hits)
-        else:
-            total = s.scalar(select(func.count()).select_from(hits.subquery())) or 0
-        out["total"] = total
-        if sort == "relevance":
-            keys = (score, Record.id)
-            page_q = hits.add_columns(score.label("score")).order_by(*keys)
-        else:
-            d = func.coalesce(Record.date, literal(NO_DATE, Date))
-            keys = (d, Record.id)
-            page_q = hits.add_columns(d.label("score")).order_by(d.desc(), Record.id.desc()) if sort == "date" else \
-                hits.add_columns(d.label("score")).order_by(d, Record.id)
-        if cursor:
-            last_score, last_id = _decode_cursor(cursor, sort)
-            after = tuple_(literal(last_score) if sort == "relevance" else literal(last_score, Date), literal(last_id))
-            page_q = page_q.where(tuple_(*keys) < after if sort == "date" else tuple_(*keys) > after)
-        rows = s.execute(page_q.limit(limit + 1)).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
+            out["engine"] = "postgresql" if s.bind.dialect.name == "postgresql" else "fts5"  # type: ignore[union-attr]
+            rows, out["total"], out["facets"], out["next_cursor"] = _sql_page(s, base, query, sort, cursor, limit,
+                                                                              facets)
         ids = [r[0] for r in rows]
         recs = {r.id: r for r in s.scalars(select(Record).where(Record.id.in_(ids)))} if ids else {}
         cats = dict(s.execute(select(Category.id, Category.name)).all())
@@ -496,16 +659,61 @@ def search(app: Dangan, actor: Actor, q: str, flt: SearchFilter | None = None, *
                 "category_name": cats.get(r.category_id, ""), "department_name": depts.get(r.department_id, ""),
                 "snippet": snippets.get(rid),
             })
-        if more and rows:
-            last = rows[-1]
-            val = last[1]
-            out["next_cursor"] = _encode_cursor([float(val) if sort == "relevance" else str(val)[:10], last[0]])
     out["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
     if audit:
         with app.uow(actor) as uow:
             uow.audit("record.search", "search", "", q=q[:200], total=out["total"],
                       filter={k: v for k, v in vars(flt).items() if v})
     return out
+
+
+def _sql_page(s: Session, base: Select[Any], query: Any, sort: str, cursor: str | None, limit: int,
+              facets: bool) -> tuple[list[Any], int, dict[str, Any], str | None]:
+    pg = s.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+    if query.root is None:
+        return [], 0, {}, None
+    if pg:
+        tsq = func.to_tsquery("simple", to_tsquery(query))
+        match = literal_column("search_docs.tsv").op("@@")(tsq)
+        # lower is better, like bm25; double precision so that a cursor's value compares exactly
+        score = -cast(func.ts_rank_cd(literal_column("search_docs.tsv"), tsq), Float(53))
+        hits = base.join(SearchDoc, SearchDoc.record_id == Record.id).where(match)
+    else:
+        expr = to_fts5(query)
+        fts = text("(SELECT rowid AS rid, bm25(search_fts, 10.0, 5.0, 3.0, 5.0, 3.0, 1.0) AS score "
+                   "FROM search_fts WHERE search_fts MATCH :match)").bindparams(match=expr).columns(
+            literal_column("rid"), literal_column("score")).subquery("fts")
+        score = fts.c.score
+        hits = base.join(fts, fts.c.rid == Record.id)
+    facet_out: dict[str, Any] = {}
+    if facets:  # one grouped pass gives every facet and the total (not one MATCH per facet)
+        facet_out, total = _facets_and_total(s, hits)
+    else:
+        total = s.scalar(select(func.count()).select_from(hits.subquery())) or 0
+    if sort == "relevance":
+        keys = (score, Record.id)
+        page_q = hits.add_columns(score.label("score")).order_by(*keys)
+    else:
+        d = func.coalesce(Record.date, literal(NO_DATE, Date))
+        keys = (d, Record.id)
+        page_q = hits.add_columns(d.label("score")).order_by(d.desc(), Record.id.desc()) if sort == "date" else \
+            hits.add_columns(d.label("score")).order_by(d, Record.id)
+    if cursor and _is_tv_cursor(cursor):  # a page of the tantivy engine, continued here: by position
+        kind, value = _decode_tv_cursor(cursor, sort)
+        page_q = page_q.offset(value) if kind == "@" else page_q
+    elif cursor:
+        last_score, last_id = _decode_cursor(cursor, sort)
+        after = tuple_(literal(last_score) if sort == "relevance" else literal(last_score, Date), literal(last_id))
+        page_q = page_q.where(tuple_(*keys) < after if sort == "date" else tuple_(*keys) > after)
+    rows = s.execute(page_q.limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = None
+    if more and rows:
+        last = rows[-1]
+        val = last[1]
+        nxt = _encode_cursor([float(val) if sort == "relevance" else str(val)[:10], last[0]])
+    return rows, total, facet_out, nxt
 
 
 def _facets_and_total(s: Session, hits: Select[Any]) -> tuple[dict[str, list[dict[str, Any]]], int]:
@@ -517,6 +725,11 @@ def _facets_and_total(s: Session, hits: Select[Any]) -> tuple[dict[str, list[dic
         total += n
         for c, v in zip(counters, vals, strict=True):
             c[v] += n
+    return _facet_output(s, counters), total
+
+
+def _facet_output(s: Session, counters: list[collections.Counter[Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Facets from counts per 门类, 机构, 年度, 保管期限, 密级, state (in that order)."""
     cats = {i: (c, nm) for i, c, nm in s.execute(select(Category.id, Category.code, Category.name))}
     depts = {i: (c, nm) for i, c, nm in s.execute(select(Department.id, Department.code, Department.name))}
 
@@ -532,7 +745,7 @@ def _facets_and_total(s: Session, hits: Select[Any]) -> tuple[dict[str, list[dic
     }
     for name, c in (("retention_period", counters[3]), ("security_level", counters[4]), ("state", counters[5])):
         out[name] = [{"value": v, "label": _facet_label(name, v), "count": n} for v, n in top(c, 40)]
-    return out, total
+    return out
 
 
 def _facet_label(name: str, v: Any) -> str:
@@ -615,9 +828,21 @@ def index_status(app: Dangan, actor: Actor) -> dict[str, Any]:
                                     SearchDoc.indexed_at < Record.updated_at))) or 0
         files = s.scalar(select(func.count()).select_from(File).where(File.is_current)) or 0
         by_status = dict(s.execute(select(FileText.status, func.count()).group_by(FileText.status)).all())
+        engine = _engine_status(app, s)
     return {"records": records, "indexed": indexed, "stale": stale, "files": files,
             "files_with_text_status": by_status, "files_pending": max(0, files - sum(by_status.values())),
-            "seg_version": SEGMENTATION_VERSION}
+            "seg_version": SEGMENTATION_VERSION, "engine": engine}
+
+
+def _engine_status(app: Dangan, s: Session) -> dict[str, Any]:
+    idx = app.tantivy
+    if idx is None:
+        name = "postgresql" if s.bind.dialect.name == "postgresql" else "fts5"  # type: ignore[union-attr]
+        return {"name": name, "label": "PostgreSQL 全文检索" if name == "postgresql" else "SQLite FTS5"}
+    top = s.scalar(select(func.max(SearchLog.seq))) or 0
+    applied = idx.applied()
+    return {"name": "tantivy", "label": "内嵌 tantivy 索引", "built": idx.built(), "building": idx.building,
+            "behind": max(0, top - applied) if applied >= 0 else None}
 
 
 __all__ = ["Indexer", "SearchFilter", "after_commit_ids", "extract_files", "index_records", "index_status",
