@@ -473,6 +473,16 @@ class SearchDoc(Base):
     indexed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SearchLog(Base):
+    """Records whose index row or trimming columns changed, in commit order (SQLite triggers of migration 0008);
+    the embedded tantivy index applies them before it answers (search.tv)."""
+
+    __tablename__ = "search_log"
+    __table_args__ = {"sqlite_autoincrement": True}
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(Integer)
+
+
 class AccessRequest(Base):
     """利用申请: a request to view, borrow, copy or certify one record, its approval route and its outcome.
 

@@ -115,9 +115,21 @@ class Dangan:
 
         return Indexer(self)
 
+    @functools.cached_property
+    def tantivy(self) -> Any:
+        """The embedded tantivy index of this deployment (search.tv), or None where the SQL engine answers."""
+        from dangan.search import tv
+
+        engine = self.settings.search_engine
+        if engine == "sql" or not tv.available() or self.engine.dialect.name != "sqlite":
+            return None
+        return tv.TantivyIndex(self.settings.data_dir / "search-index")
+
     def close(self) -> None:
         if "indexer" in self.__dict__:  # let the text of the last changes reach the index first
             self.indexer.flush(timeout=30)
+        if "tantivy" in self.__dict__ and self.tantivy is not None:
+            self.tantivy.close()
         self.engine.dispose()
 
 
