@@ -78,6 +78,7 @@ MAX_TOKEN_CHARS = 100
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
 _DOTS = "\u30fb\u2022\u2027\u2219\u22c5\uff65\u00b7\u0387\u16eb\u2e31"
 _TRANSLATE = {ord(c): "-" for c in _DASHES} | {ord(c): "·" for c in _DOTS}
+_TRANSLATED = re.compile("[" + re.escape("".join(chr(c) for c in _TRANSLATE)) + "]")
 
 # After NFKC: （） → ()  ［］ → []; 〔〕 【】 〖〗 stay as they are.
 _OPEN = "〔[(【〖"
@@ -124,7 +125,9 @@ def fold(text: str) -> str:
     if not text:
         return ""
     text = _INVISIBLE.sub("", _CONTROL.sub(" ", text))
-    return unicodedata.normalize("NFKC", text).translate(_TRANSLATE)
+    if not unicodedata.is_normalized("NFKC", text):  # the quick check: most text is already NFKC
+        text = unicodedata.normalize("NFKC", text)
+    return text.translate(_TRANSLATE) if _TRANSLATED.search(text) else text
 
 
 @dataclass(frozen=True)
@@ -148,8 +151,11 @@ def analyse(text: str) -> Analysis:
     extra: list[str] = []
     cleaned = _NON_WORD.sub(" ", norm)
     if cleaned.strip():
-        add_main, add_extra, refine = main.extend, extra.extend, _refine
+        add_main, add_extra, refine, append = main.extend, extra.extend, _refine, main.append
         for word in rjieba.cut(cleaned):
+            if len(word) <= 2 and word.isalnum():  # _refine's first rule, without the call
+                append(word)
+                continue
             fine, rest = refine(word)
             add_main(fine)
             if rest:
