@@ -282,6 +282,28 @@ def test_text_ctm_rotation_and_hscale(make):
     assert box_narrow and (box_narrow[2] - box_narrow[0]) < 0.65 * (box_up[2] - box_up[0])
 
 
+def test_substituted_latin_letters_keep_to_their_positions(make):
+    """SimSun's Latin letters are half-width; the installed serif's are wider. Where DeltaX fixes the positions,
+    a wider letter is narrowed to its slot instead of running into the next one."""
+    img = render_ofd_page(make([text("10 10 80 10", "MMMMMMMM", code='X="0" Y="7" DeltaX="g 7 4"')]), 0, dpi=DPI)
+    box = img.convert("L").point(lambda v: 255 - v).getbbox()
+    assert box is not None
+    assert (box[2] - box[0]) / PX_PER_MM <= 7 * 4 + 5  # unsqueezed: about 35 mm
+
+
+def test_page_resources_and_draw_parameters(make):
+    page_res = (f'<ofd:Res {NS}><ofd:DrawParams><ofd:DrawParam ID="70" LineWidth="2"><ofd:FillColor Value="0 160 0"/>'
+                '<ofd:StrokeColor Value="0 0 200"/></ofd:DrawParam><ofd:DrawParam ID="71" Relative="70"/>'
+                "</ofd:DrawParams></ofd:Res>")
+    body = ('<ofd:PathObject ID="72" Boundary="10 10 30 30" Fill="true" DrawParam="71">'
+            "<ofd:AbbreviatedData>M 0 0 L 30 0 L 30 30 L 0 30 C</ofd:AbbreviatedData></ofd:PathObject>")
+    path = make([body], heads={0: "<ofd:PageRes>PageRes.xml</ofd:PageRes>"},
+                files={"Doc_0/Pages/Page_0/PageRes.xml": page_res})
+    img = render_ofd_page(path, 0, dpi=DPI)
+    assert img.getpixel((4 * 25, 4 * 25)) == (0, 160, 0)     # fill from the inherited draw parameter
+    assert img.getpixel((4 * 10, 4 * 25)) == (0, 0, 200)     # 2 mm stroke over the edge
+
+
 def test_invisible_text_layer_is_not_drawn(make):
     img = render_ofd_page(make([text("10 10 80 10", "扫描件的文字层", attrs='Fill="false"')]), 0, dpi=DPI)
     assert blank(img)

@@ -41,7 +41,7 @@ import subprocess
 import time
 import unicodedata
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -179,7 +179,7 @@ def _read(pkg: Any, name: str | None, limit: int) -> bytes | None:
 class _PageRef:
     doc: _Document
     page_id: str
-    part: str | None
+    part: str | None     # resolved from base_loc when the page is drawn
     base_loc: str
 
 
@@ -274,9 +274,7 @@ def _page_list(pkg: Any) -> list[_PageRef]:
     for doc in docs:
         pages_el = ofd._child(doc.root, "Pages")
         for page in ofd._children(pages_el, "Page") if pages_el is not None else []:
-            loc = page.get("BaseLoc", "")
-            part = pkg.resolve(loc, doc.dir, "Page", doc.dir, problem_if_missing=False) if loc else None
-            pages.append(_PageRef(doc, page.get("ID", ""), part, loc))
+            pages.append(_PageRef(doc, page.get("ID", "").strip(), None, page.get("BaseLoc", "")))
     if not pages:
         encrypted = any(posixpath.basename(n).lower() in ("encryptions.xml", "encrypt.xml") for n in pkg.files)
         if encrypted:
@@ -288,6 +286,8 @@ def _page_list(pkg: Any) -> list[_PageRef]:
 
 
 def _page_xml(ref: _PageRef, number: int) -> etree._Element:
+    if ref.part is None and ref.base_loc:
+        ref.part = ref.doc.pkg.resolve(ref.base_loc, ref.doc.dir, "Page", ref.doc.dir, problem_if_missing=False)
     if ref.part is None:
         raise _unreadable(f"第 {number} 页的内容文件 {ref.base_loc or '（未指定）'} 在包中不存在")
     try:
@@ -1225,50 +1225,57 @@ class _Painter:
 
     # -- pages ---------------------------------------------------------------------------------------------------
     def page(self, ref: _PageRef, page_root: etree._Element, m: Mat, decorations: bool) -> None:
+        """Templates, content, annotations and seals of one page; a part that fails is skipped."""
         doc = ref.doc
-        res = doc.res
-        page_res_list = ofd._children(page_root, "PageRes")
-        if page_res_list and ref.part:
-            res = _Resources(doc.pkg, doc.dir, parent=res)
-            for pr in page_res_list:
-                res.load(ofd._text(pr), posixpath.dirname(ref.part))
-        background: list[etree._Element] = []
-        foreground: list[etree._Element] = []
+        res = self._page_res(doc, page_root, doc.res, posixpath.dirname(ref.part or doc.part))
+        background: list[tuple[etree._Element, str]] = []
+        foreground: list[tuple[etree._Element, str]] = []
         for tpl in ofd._children(page_root, "Template")[:16]:
             tpart, zorder = doc.templates.get(tpl.get("TemplateID", "").strip(), (None, "Background"))
             troot = _xml(doc.pkg, tpart)
             if troot is None or tpart is None:
                 continue
-            (foreground if (tpl.get("ZOrder") or zorder) == "Foreground" else background).append(troot)
-        for troot in background:
-            self.content(troot, m, _Ctx(self._page_res(doc, troot, res, tpart_dir=None)))
+            (foreground if (tpl.get("ZOrder") or zorder) == "Foreground" else background).append((troot, tpart))
+        for troot, tpart in background:
+            self.guarded(lambda troot=troot, tpart=tpart: self.content(
+                troot, m, _Ctx(self._page_res(doc, troot, res, posixpath.dirname(tpart)))))
         self.content(page_root, m, _Ctx(res))
-        for troot in foreground:
-            self.content(troot, m, _Ctx(self._page_res(doc, troot, res, tpart_dir=None)))
+        for troot, tpart in foreground:
+            self.guarded(lambda troot=troot, tpart=tpart: self.content(
+                troot, m, _Ctx(self._page_res(doc, troot, res, posixpath.dirname(tpart)))))
         if not decorations:
             return
         for apart in doc.annotations(ref.page_id):
             aroot = _xml(doc.pkg, apart)
-            if aroot is None:
-                continue
-            for annot in ofd._children(aroot, "Annot"):
+            for annot in ofd._children(aroot, "Annot") if aroot is not None else []:
                 if annot.get("Visible") == "false":
                     continue
                 for app in ofd._children(annot, "Appearance"):
                     self.tick()
-                    self.block(app, _object_matrix(app, m), _Ctx(res, depth=1))
+                    self.guarded(lambda app=app: self.block(app, _object_matrix(app, m), _Ctx(res, depth=1)))
         for stamp in doc.stamps():
             if stamp.page_id == ref.page_id:
                 self.tick()
-                self.stamp(stamp, m, res)
+                self.guarded(lambda stamp=stamp: self.stamp(stamp, m, res))
 
-    def _page_res(self, doc: _Document, root: etree._Element, res: _Resources, tpart_dir: str | None) -> _Resources:
+    @staticmethod
+    def guarded(draw: Callable[[], None]) -> None:
+        """Draw a template, an annotation or a seal; one that fails is skipped (budgets still stop the page)."""
+        try:
+            draw()
+        except _Stop:
+            raise
+        except Exception:  # noqa: BLE001 - a damaged part is skipped, the page still renders
+            return
+
+    def _page_res(self, doc: _Document, root: etree._Element, res: _Resources, base_dir: str) -> _Resources:
+        """A page's (or template's) own PageRes on top of the document's resources."""
         extra = ofd._children(root, "PageRes")
         if not extra:
             return res
         out = _Resources(doc.pkg, doc.dir, parent=res)
-        for pr in extra:
-            out.load(ofd._text(pr), tpart_dir or doc.dir)
+        for pr in extra[:16]:
+            out.load(ofd._text(pr), base_dir)
         return out
 
     def content(self, page_root: etree._Element, m: Mat, ctx: _Ctx) -> None:
