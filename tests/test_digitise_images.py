@@ -8,7 +8,6 @@ import os
 import struct
 import subprocess
 import sys
-import textwrap
 import time
 import zlib
 from pathlib import Path
@@ -80,6 +79,7 @@ def test_multipage_tiff_lzw_g4_jpeg_with_device_metadata(tmp_path: Path) -> None
     assert page_count(f) == 3
     props = scan_properties(f)
     assert props["pages"] == 3 and props["device"] == "PFU fi-7160" and props["software"].startswith("PaperStream")
+    assert _pages(f)[0].info["device"] == "PFU fi-7160"
 
     g4 = tmp_path / "g4.tif"
     bw = [_text_page(mode="1") for _ in range(2)]
@@ -380,37 +380,87 @@ def make_big_g4(path: Path, w: int = 20_000, h: int = 20_000, band: int = 500, r
     path.write_bytes(out)
 
 
+def make_big_jpeg(path: Path, w: int = 20_000, h: int = 20_000) -> None:
+    """A w×h baseline grey JPEG of uniform mid-grey: the headers of a small Pillow JPEG with the size changed and
+    the entropy-coded data written directly (every 8×8 block: DC difference 0, end of block)."""
+    buf = io.BytesIO()
+    Image.new("L", (16, 16), 128).save(buf, "JPEG", quality=75, dpi=(400, 400))
+    d = bytearray(buf.getvalue())
+    i = d.index(b"\xff\xc0")
+    d[i + 5 : i + 9] = struct.pack(">HH", h, w)
+    j = d.index(b"\xff\xda")
+    header = bytes(d[: j + 2 + struct.unpack(">H", d[j + 2 : j + 4])[0]])
+    assert d[len(header) : -2] == b"\x28\xa2\x8a"  # the 4 blocks of the small image: 4 × "00 1010"
+    path.write_bytes(header + b"\x28\xa2\x8a" * (w // 8 * h // 8 // 4) + b"\xff\xd9")
+
+
+# Peak RSS of the child itself: VmHWM starts afresh at exec, while ru_maxrss would carry pytest's own peak over.
+_MEASURE = """
+import json, resource, sys, time
+import numpy as np
+from dangan.digitise.images import iter_pages
+def peak_kb():
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+r0 = peak_kb()
+t = time.perf_counter()
+[p] = list(iter_pages(sys.argv[1]))
+dt = time.perf_counter() - t
+r1 = peak_kb()
+a = np.asarray(p.image)
+print(json.dumps(dict(w=p.width, h=p.height, size=p.image.size, scale=p.scale, err=p.error, dpi=p.dpi,
+                      grow_mb=(r1 - r0) / 1024, seconds=dt, col_dark=float((a[:, 1000] < 128).mean()),
+                      edge_min=int(a[:, 50].min()), mean=float(a.mean()))))
+"""
+
+
+def _decode_in_child(f: Path) -> dict[str, object]:
+    res = subprocess.run([sys.executable, "-c", _MEASURE, str(f)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    import json
+
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def test_20000_square_g4_tiff_is_decoded_reduced_in_bounded_memory(tmp_path: Path) -> None:
     f = tmp_path / "big.tif"
     make_big_g4(f)
     assert f.stat().st_size < 200_000
-    script = textwrap.dedent(
-        f"""
-        import resource, time, json
-        from dangan.digitise.images import iter_pages
-        r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        t = time.perf_counter()
-        [p] = list(iter_pages({str(f)!r}))
-        dt = time.perf_counter() - t
-        r1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        import numpy as np
-        a = np.asarray(p.image)
-        print(json.dumps(dict(w=p.width, h=p.height, size=p.image.size, scale=p.scale, err=p.error, dpi=p.dpi,
-                              grow_mb=(r1 - r0) / 1024, seconds=dt, row_dark=float((a[:, 1000] < 128).mean()),
-                              left_white=int(a[:, 50].min()))))
-        """
-    )
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    import json
-
-    r = json.loads(res.stdout.strip().splitlines()[-1])
+    r = _decode_in_child(f)
     assert r["err"] is None and (r["w"], r["h"]) == (20_000, 20_000) and r["dpi"] == [600.0, 600.0]
     assert r["size"] == [3508, 3508] and r["scale"] == pytest.approx(3508 / 20_000)
     # decoding it whole would take 400 MB (Pillow keeps 1 byte per bilevel pixel)
     assert r["grow_mb"] < 120, r
-    assert 0.2 < r["row_dark"] < 0.5 and r["left_white"] > 240  # the bars survived the reduction
-    print(f"20k×20k G4: {r['seconds']:.2f} s, peak RSS growth {r['grow_mb']:.0f} MB")
+    assert 0.2 < r["col_dark"] < 0.5 and r["edge_min"] > 240  # the bars survived the reduction
+    print(f"20k×20k G4 TIFF: {r['seconds']:.2f} s, peak RSS growth {r['grow_mb']:.0f} MB")
+
+
+def test_20000_square_jpeg_is_decoded_reduced_in_bounded_memory(tmp_path: Path) -> None:
+    f = tmp_path / "big.jpg"
+    make_big_jpeg(f)
+    r = _decode_in_child(f)
+    assert r["err"] is None and (r["w"], r["h"]) == (20_000, 20_000) and r["dpi"] == [400.0, 400.0]
+    assert r["size"] == [3508, 3508] and r["mean"] == pytest.approx(128, abs=2)
+    assert r["grow_mb"] < 120, r  # whole: 400 MB grey
+    print(f"20k×20k JPEG: {r['seconds']:.2f} s, peak RSS growth {r['grow_mb']:.0f} MB")
+
+
+def test_pillow_limits_become_page_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp_path / "page.tif"
+    _text_page((300, 200)).save(f, "TIFF", compression="tiff_lzw", strip_size=3000)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # a page above Pillow's limit is read band by band
+    [p] = _pages(f)
+    assert p.error is None and p.image is not None and p.image.size == (300, 200)
+
+    def bomb(*_a: object, **_k: object) -> None:
+        raise Image.DecompressionBombError("Image size (1 pixels) exceeds limit")
+
+    monkeypatch.setattr(images, "_decode", bomb)
+    [p] = _pages(f)
+    assert p.image is None and p.error_code == "IMAGE_TOO_LARGE" and "像素过多" in (p.error or "")
 
 
 def test_large_jpeg_is_decoded_with_draft(tmp_path: Path) -> None:

@@ -326,8 +326,7 @@ def scan_properties(path: str | Path | bytes, name: str = "") -> dict[str, Any]:
     props["扫描分辨率"] = _dpi_text(tuple(dpi_v) if dpi_v else None)
     props["扫描色彩模式"] = props.get("colour", "")
     props["图像压缩方案"] = props.get("compression", "")
-    make, model = props.get("device_make", ""), props.get("device_model", "")
-    props["device"] = model if make and model.startswith(make) else " ".join(x for x in (make, model) if x)
+    props.setdefault("device", "")
     props.setdefault("software", "")
     return props
 
@@ -393,6 +392,9 @@ def _describe(im: ImageFile.ImageFile, kind: str) -> dict[str, Any]:
             info["software"] = _text(im.info.get("Software"))
         compression = _FORMAT_LABEL[kind]
         bits = 1 if im.mode == "1" else (16 if im.mode.startswith("I;16") else 8)
+    make, model = info.get("device_make", ""), info.get("device_model", "")
+    if make or model:
+        info["device"] = model if make and model.startswith(make) else " ".join(x for x in (make, model) if x)
     if orientation not in _TRANSPOSE:
         orientation = 1
     if orientation in (5, 6, 7, 8) and kind != "TIFF":  # Pillow already reports a TIFF's size as displayed
@@ -599,7 +601,8 @@ def _decode(
         im.load()
         img = im
     elif kind == "TIFF":
-        if _decoded_bytes(im.mode, w, h) > FULL_DECODE_BYTES:
+        bomb_limit = Image.MAX_IMAGE_PIXELS  # Pillow refuses to decode whole TIFFs above twice this
+        if _decoded_bytes(im.mode, w, h) > FULL_DECODE_BYTES or (bomb_limit and w * h > bomb_limit):
             img = _tiff_banded(im, fp, w, h, max_side)
             if orientation != 1:
                 img = img.transpose(_TRANSPOSE[orientation])
@@ -632,7 +635,7 @@ _TIFF_COPY = (
 
 
 #: decoded size of one band of a large TIFF
-BAND_BYTES = 16 * 2**20
+BAND_BYTES = 4 * 2**20
 
 
 def _tiff_banded(im: ImageFile.ImageFile, fp: IO[bytes], w: int, h: int, max_side: int) -> Image.Image:
@@ -648,6 +651,8 @@ def _tiff_banded(im: ImageFile.ImageFile, fp: IO[bytes], w: int, h: int, max_sid
         raise _PageError("IMAGE_TOO_LARGE", f"图像 {w}×{h} 过大且使用旧式 JPEG 压缩（OJPEG），无法分块解码")
     row_bytes = _decoded_bytes(im.mode, w, 1)
     target_rows = max(1, BAND_BYTES // row_bytes)
+    if Image.MAX_IMAGE_PIXELS:  # each band must also pass Pillow's decompression-bomb check
+        target_rows = max(1, min(target_rows, int(Image.MAX_IMAGE_PIXELS) // max(1, w)))
     units: list[tuple[int, int, list[tuple[int, int]]]] = []  # (rows, RowsPerStrip, [(offset, count)])
     tiled = 322 in tags and 324 in tags
     if tiled:
@@ -686,8 +691,17 @@ def _tiff_banded(im: ImageFile.ImageFile, fp: IO[bytes], w: int, h: int, max_sid
                 units.append((min(g * rps, h - k0 * rps), rps, [(int(offsets[k]), int(counts[k])) for k in ks]))
     f = max(1, math.floor(max(w, h) / max_side)) if max(w, h) > max_side else 1
     size = os.fstat(fp.fileno()).st_size
-    out: list[np.ndarray] = []
+    out: np.ndarray | None = None  # the reduced page, filled band by band
+    filled = 0
     carry: np.ndarray | None = None
+
+    def put(part: np.ndarray) -> None:
+        nonlocal out, filled
+        if out is None:
+            out = np.empty((math.ceil(h / f), part.shape[1]) + part.shape[2:], np.uint8)
+        out[filled : filled + part.shape[0]] = part
+        filled += part.shape[0]
+
     for rows, rps, spans in units:
         parts = []
         for off, cnt in spans:
@@ -696,7 +710,7 @@ def _tiff_banded(im: ImageFile.ImageFile, fp: IO[bytes], w: int, h: int, max_sid
             fp.seek(off)
             parts.append(fp.read(cnt))
         band = _band_tiff(tags, rows, rps, parts, tiled)
-        with Image.open(io.BytesIO(band)) as b:
+        with TiffImagePlugin.TiffImageFile(io.BytesIO(band)) as b:
             b.load()
             arr = np.asarray(_normalise(b))
         if tiled:
@@ -704,12 +718,13 @@ def _tiff_banded(im: ImageFile.ImageFile, fp: IO[bytes], w: int, h: int, max_sid
         carry = arr if carry is None else np.concatenate([carry, arr])
         full = carry.shape[0] // f * f
         if full:
-            out.append(_box_reduce(carry[:full], f))
+            put(_box_reduce(carry[:full], f))
             carry = carry[full:]
     if carry is not None and carry.shape[0]:
-        out.append(_box_reduce(carry, f))
-    result = np.concatenate(out)
-    return Image.fromarray(result, "L" if result.ndim == 2 else "RGB")
+        put(_box_reduce(carry, f))
+    if out is None:
+        raise _PageError("IMAGE_CORRUPT", "TIFF 页面没有图像数据")
+    return Image.fromarray(out[:filled])
 
 
 def _as_tuple(v: Any) -> tuple[int, ...]:
