@@ -80,6 +80,7 @@ log = logging.getLogger("dangan.search")
 NO_DATE = dt.date(1900, 1, 1)  # records without a 日期 sort as the oldest
 MAX_CONTENT_CHARS = 400_000   # of a record's extracted text put into the index (PostgreSQL: tsvector ≤ 1 MB)
 INDEX_BATCH = 500
+PARALLEL_INDEX_MIN = 20_000  # records: below this, worker processes cost more than they save
 EXTRACT_AFTER_COMMIT_MAX = 20  # a unit of work touching more records than this is a bulk load
 MAX_LIMIT = 100
 SNIPPET_CHARS = 120
@@ -90,7 +91,8 @@ INDEXED_ACTIONS = frozenset({"record.create", "record.update", "record.file", "r
 # ---------------------------------------------------------------- keeping the index in step
 
 
-def _docs(s: Session, ids: list[int]) -> list[dict[str, Any]]:
+def _raw_docs(s: Session, ids: list[int]) -> list[tuple[Any, ...]]:
+    """What the index rows of these records are made of, as stored (not yet segmented)."""
     recs = s.execute(select(Record.id, Record.title, Record.doc_number, Record.responsible, Record.archival_code,
                             Record.meta, Record.state).where(Record.id.in_(ids))).all()
     texts: dict[int, list[str]] = {}
@@ -104,24 +106,41 @@ def _docs(s: Session, ids: list[int]) -> list[dict[str, Any]]:
                             .where(File.record_id.in_(ids), File.is_current).group_by(File.record_id)).all():
         nfiles[rid] = n
     out = []
-    now = utcnow()
     for rid, title, doc_number, responsible, code, meta, state in recs:
         if state == RecordState.DESTROYED.value:
             continue
-        meta = meta or {}
-        kw = meta.get("keywords")
+        kw = (meta or {}).get("keywords")
         keywords = " ".join(kw) if isinstance(kw, list) else str(kw or "")
         content = "\n".join(texts.get(rid, []))[:MAX_CONTENT_CHARS]
-        out.append({"record_id": rid, "title": index_text(title or ""), "doc_number": index_text(doc_number or ""),
-                    "responsible": index_text(responsible or ""), "archival_code": index_text(code or ""),
-                    "keywords": index_text(keywords), "content": index_text(_join_lines(content)),
-                    "seg_version": SEGMENTATION_VERSION, "content_files": nfiles.get(rid, 0), "indexed_at": now})
+        out.append((rid, title or "", doc_number or "", responsible or "", code or "", keywords, content,
+                    nfiles.get(rid, 0)))
     return out
+
+
+def segment_docs(raw: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Index rows from _raw_docs() (a pure function: reindex runs it in worker processes)."""
+    now = utcnow()
+    return [{"record_id": rid, "title": index_text(title), "doc_number": index_text(doc_number),
+             "responsible": index_text(responsible), "archival_code": index_text(code),
+             "keywords": index_text(keywords), "content": index_text(_join_lines(content)),
+             "seg_version": SEGMENTATION_VERSION, "content_files": nfiles, "indexed_at": now}
+            for rid, title, doc_number, responsible, code, keywords, content, nfiles in raw]
+
+
+def _docs(s: Session, ids: list[int]) -> list[dict[str, Any]]:
+    return segment_docs(_raw_docs(s, ids))
 
 
 def _join_lines(text_: str) -> str:
     # a Chinese phrase wrapped across two lines of a page is one phrase again
     return re.sub(r"(?<=[\u4e00-\u9fff])\n(?=[\u4e00-\u9fff])", "", text_)
+
+
+def _write_docs(app: Dangan, chunk: list[int], docs: list[dict[str, Any]]) -> None:
+    with app.sessions.begin() as s:
+        s.execute(delete(SearchDoc).where(SearchDoc.record_id.in_(chunk)))
+        if docs:
+            s.execute(SearchDoc.__table__.insert(), docs)
 
 
 def index_records(app: Dangan, record_ids: Iterable[int]) -> int:
@@ -136,6 +155,47 @@ def index_records(app: Dangan, record_ids: Iterable[int]) -> int:
             if docs:
                 s.execute(SearchDoc.__table__.insert(), docs)
             n += len(docs)
+    return n
+
+
+def index_records_parallel(app: Dangan, record_ids: list[int], workers: int,
+                           progress: Callable[[int], None] | None = None) -> int:
+    """index_records for a large set: the segmentation of each batch in worker processes while this process
+    reads the next batches and writes the finished ones (in order; a batch is one transaction)."""
+    if workers <= 1 or len(record_ids) <= INDEX_BATCH:
+        n = 0
+        for i in range(0, len(record_ids), INDEX_BATCH):
+            n += index_records(app, record_ids[i:i + INDEX_BATCH])
+            if progress:
+                progress(min(i + INDEX_BATCH, len(record_ids)))
+        return n
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [record_ids[i:i + INDEX_BATCH] for i in range(0, len(record_ids), INDEX_BATCH)]
+    n = done = 0
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        pending: collections.deque[tuple[list[int], Any]] = collections.deque()
+        for chunk in chunks:
+            with app.read_sessions() as s:
+                pending.append((chunk, pool.submit(segment_docs, _raw_docs(s, chunk))))
+            while len(pending) > workers * 2 or (pending and pending[0][1].done()):
+                c, fut = pending.popleft()
+                docs = fut.result()
+                _write_docs(app, c, docs)
+                n += len(docs)
+                done += len(c)
+                if progress:
+                    progress(done)
+        while pending:
+            c, fut = pending.popleft()
+            docs = fut.result()
+            _write_docs(app, c, docs)
+            n += len(docs)
+            done += len(c)
+            if progress:
+                progress(done)
     return n
 
 
@@ -298,11 +358,8 @@ def reindex(app: Dangan, actor: Actor, *, full: bool = False, workers: int | Non
             q = q.where(or_(SearchDoc.record_id.is_(None), SearchDoc.seg_version != SEGMENTATION_VERSION,
                             SearchDoc.indexed_at < Record.updated_at, SearchDoc.indexed_at < newest_text.c.t))
         rec_ids = list(s.scalars(q.order_by(Record.id)))
-    indexed = 0
-    for i in range(0, len(rec_ids), INDEX_BATCH):
-        indexed += index_records(app, rec_ids[i:i + INDEX_BATCH])
-        if progress:
-            progress("index", min(i + INDEX_BATCH, len(rec_ids)), len(rec_ids))
+    indexed = index_records_parallel(app, rec_ids, workers if len(rec_ids) >= PARALLEL_INDEX_MIN else 1,
+                                     (lambda k: progress("index", k, len(rec_ids))) if progress else None)
     tantivy_docs = None
     idx = app.tantivy
     if idx is not None:
