@@ -123,6 +123,30 @@ def test_rotated_g4_tiff_end_to_end(tmp_path: Path, straight: Image.Image) -> No
     assert f.read_bytes() == before  # the master is never altered
 
 
+@pytest.mark.parametrize("angle", [2.0, -2.0])
+def test_skew_of_vertical_text(angle: float) -> None:
+    font = ImageFont.truetype(str(FONT), 60)
+    im = Image.new("L", (1654, 2338), 255)
+    d = ImageDraw.Draw(im)
+    for c in range(12):  # right to left columns, characters top to bottom
+        for r in range(28):
+            d.text((1400 - c * 110, 150 + r * 72), TEXT[c * 28 + r], font=font, fill=0)
+    turned = im.rotate(-angle, expand=True, fillcolor=255)
+    qc = measure(page200(turned))
+    assert qc.skew == pytest.approx(angle, abs=0.2)
+
+
+@needs_corpus
+def test_a_photograph_has_no_skew() -> None:
+    [photo] = list(iter_pages(CORPUS / "formats" / "jpeg2000-photo.jp2"))
+    if photo.image is None and not IN_CI:
+        pytest.skip(f"JPEG 2000 not decodable here: {photo.error}")
+    assert photo.image is not None, photo.error
+    qc = measure(photo)
+    assert qc.skew == 0.0 and "SKEW" not in codes(qc) and not qc.blank
+    assert access_image(photo, qc).size == photo.image.size  # not turned on a guess
+
+
 @needs_corpus
 def test_corpus_pages() -> None:
     [vertical] = list(iter_pages(CORPUS / "scans" / "rapidocr-vertical-classical-scan.png"))

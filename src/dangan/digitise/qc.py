@@ -348,7 +348,7 @@ def _skew(ink: np.ndarray) -> tuple[float, float, float | None]:
         if denom < 0:
             angle += 0.05 * 0.5 * (y0 - y2) / denom
     confidence = max(0.0, min(1.0, (sharp - 1.0) / 4.0))
-    if confidence < 0.05:
+    if confidence < 0.5:  # no clear text lines (a photograph, a drawing): the angle means nothing
         return 0.0, confidence, None
     # text line height from the aligned profile
     tan = math.tan(math.radians(angle))
