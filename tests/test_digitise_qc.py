@@ -307,6 +307,17 @@ def test_unreadable_and_tiny_pages(tmp_path: Path) -> None:
     assert set(codes(measure(p))) == {"TINY", "BLANK"}
 
 
+def test_a_failing_measurement_is_a_flag_not_a_crash(monkeypatch: pytest.MonkeyPatch, straight: Image.Image) -> None:
+    from dangan.digitise import qc as qc_mod
+
+    def broken(_a: object) -> int:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(qc_mod, "_otsu", broken)
+    qc = measure(page200(straight))
+    assert codes(qc) == {"UNREADABLE": "fail"} and "无法完成图像质量检查" in qc.flags[0]["message"]
+
+
 def test_access_image_refuses_a_page_without_image() -> None:
     page = PageImage(0, 0, 0, None, "", "", 1, None, 0.0, error="坏页", error_code="IMAGE_CORRUPT")
     qc = measure(page)

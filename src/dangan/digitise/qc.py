@@ -13,6 +13,7 @@ borders are corrected on the access copy). A page whose resolution is not record
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,9 +98,8 @@ def _flag(code: str, severity: str, message: str) -> dict[str, str]:
 
 
 def measure(page: PageImage, settings: QcSettings | None = None) -> PageQc:
-    """Quality-control one page (see the module docstring)."""
-    import time
-
+    """Quality-control one page (see the module docstring). Never raises for a bad page: an unreadable page,
+    or one the measurements fail on, comes back with an UNREADABLE flag."""
     t0 = time.perf_counter()
     s = settings or QcSettings()
     dpi = min(page.dpi) if page.dpi else None
@@ -107,7 +107,17 @@ def measure(page: PageImage, settings: QcSettings | None = None) -> PageQc:
         qc = PageQc(dpi, 0.0, 0.0, False, False, None, "")
         qc.flags.append(_flag("UNREADABLE", FAIL, f"第 {page.index + 1} 页无法读取：{page.error or '没有图像'}"))
         return qc
+    try:
+        qc = _measure(page, s, dpi)
+    except Exception as e:  # a defect here must not stop the QC of a whole batch
+        qc = PageQc(dpi, 0.0, 0.0, False, False, None, "")
+        qc.flags.append(_flag("UNREADABLE", FAIL, f"第 {page.index + 1} 页无法完成图像质量检查（{type(e).__name__}: {e}）"))
+    qc.seconds = round(time.perf_counter() - t0, 4)
+    return qc
 
+
+def _measure(page: PageImage, s: QcSettings, dpi: float | None) -> PageQc:
+    assert page.image is not None
     grey = page.image if page.image.mode == "L" else page.image.convert("L")
     k = max(1, math.ceil(max(grey.size) / ANALYSIS_SIDE))
     small = grey.reduce(k) if k > 1 else grey
@@ -201,7 +211,6 @@ def measure(page: PageImage, settings: QcSettings | None = None) -> PageQc:
                     f"页面边缘有黑边（左右共 {w_share:.0%}、上下共 {h_share:.0%}），利用副本已裁边",
                 )
             )
-    qc.seconds = round(time.perf_counter() - t0, 4)
     return qc
 
 
