@@ -516,3 +516,39 @@ def test_only_a_filed_record_goes_out_on_loan(app, people):
     assert rq.my_requests(app, u["reader"])[0]["status"] == "approved"  # nothing changed
     with app.read_sessions() as s:
         assert s.get(Record, rec).state == "frozen"
+
+
+def test_page_helpers_form_queue_history_and_lending_desk(any_app):
+    app = any_app
+    u = _people(app)
+    clerk = make_user(app, "wangming", ["clerk"], "内部", depts=["BGS", "CWK"])
+    rec = _record(app, "纸质的机构沿革", "内部")
+    form = rq.request_form(app, u["reader"], rec)
+    assert form["record"]["state_label"] == "已归档" and form["out_until"] is None
+    assert [s["role"] for s in form["routes"]["borrow"]["steps"]] == ["archivist", "records_head"]
+    assert form["routes"]["view"]["steps"][0]["role_label"] == "档案部门负责人"
+    with pytest.raises(NotFound):
+        rq.request_form(app, u["low"], rec)  # above clearance: as if missing
+    mine = rq.create_request(app, clerk, rec, "borrow", "工作查考")
+    page = rq.approvals_page(app, u["archivist"])
+    assert [(v["id"], v["requester_departments"]) for v in page["queue"]] == [(mine["id"], "办公室、财务科")]
+    rq.approve(app, u["archivist"], mine["id"], "可以")
+    rq.approve(app, u["head"], mine["id"])
+    hist = rq.approvals_page(app, u["archivist"])["history"]
+    assert [(h["id"], h["my_decision_label"], h["my_reason"], h["status"]) for h in hist] == [
+        (mine["id"], "同意", "可以", "approved")]
+    desk = rq.lending_desk(app, u["archivist"])
+    assert [v["id"] for v in desk["waiting"]] == [mine["id"]] and desk["out"] == []
+    rq.lend(app, u["archivist"], mine["id"], due=rq._today() + dt.timedelta(days=2))
+    assert rq.request_form(app, u["reader"], rec)["out_until"] == (rq._today() + dt.timedelta(days=2)).isoformat()
+    late = dt.datetime.now(dt.UTC) + dt.timedelta(days=5)
+    desk = rq.lending_desk(app, u["archivist"], now=late)
+    assert [(v["id"], v["days_overdue"]) for v in desk["out"]] == [(mine["id"], 3)] and desk["overdue"] == 1
+    for q in ("WANGMING", "沿革", desk["out"][0]["archival_code"].lower()):
+        assert [v["id"] for v in rq.lending_desk(app, u["archivist"], q)["out"]] == [mine["id"]], q
+    assert rq.lending_desk(app, u["archivist"], "%")["out"] == []  # LIKE characters are plain text
+    with pytest.raises(PermissionDenied):
+        rq.lending_desk(app, u["reader"])
+    rq.return_loan(app, u["archivist"], mine["id"], "完好")
+    desk = rq.lending_desk(app, u["archivist"])
+    assert desk["out"] == [] and desk["returned"][0]["loan"]["note"] == "完好"

@@ -345,6 +345,8 @@ def test_lending_desk_lends_shows_on_loan_reminds_and_returns(app: Dangan, users
     assert r.status_code == 303 and r.headers["location"] == "/lending?done=lent"
     # the record shows 借出 on its page and in browse
     assert "借出" in desk.get(f"/records/{rec}").text.split('class="record-code"')[1].split("</div>")[0]
+    form_page = users["low"].get(f"/requests/new?record={rec}&kind=borrow").text
+    assert f"纸质原件借出中，应于 {due} 归还" in form_page and "借出" in form_page.split('id="request-record"')[1]
     browse = desk.get("/records?state=on_loan").text
     assert "纸质的会议记录" in browse and "state-on_loan" in browse
     page = desk.get("/lending").text
