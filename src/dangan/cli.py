@@ -213,9 +213,11 @@ def serve(
     from dangan.services.fixity_audit import start_scheduler
 
     sched = start_scheduler(a)  # 长期保存: one bounded fixity-audit batch every fixity_audit_interval_minutes
-    from dangan.services.search import start_reindexer
+    from dangan.services.search import start_reindexer, start_tantivy_build
 
     reindexer = start_reindexer(a)  # 检索: the text of bulk loads, every search_reindex_interval_minutes
+    if a.tantivy is not None and not a.tantivy.built():
+        start_tantivy_build(a)  # searches are answered by FTS5 until it is ready
     out.print(f"dangan 已启动：http://{h}:{p}  （API 文档：http://{h}:{p}/api/v1/docs）")
     try:
         uvicorn.run(create_app(a), host=h, port=p, log_level="warning")
