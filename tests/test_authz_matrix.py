@@ -58,7 +58,14 @@ ARCHIVISTS = only("head", "dangan")
 # the visible record V: 公开, 办公室 (BGS), filed, 文书 (WS). The hidden one H: 秘密, otherwise the same.
 READ = {"V": only("head", "dangan", "bgs", "leader", "reader", "token"), "H": only("head", "dangan", "leader")}
 READ_PAGE = {"V": only("head", "dangan", "bgs", "leader", "reader"), "H": only("head", "dangan", "leader")}
-DOWNLOAD = {"V": only("head", "dangan", "bgs", "leader", "token"), "H": only("head", "dangan", "leader")}
+# the original (and the copy with the 归档章): those who manage the record (after filing, the archivists), others
+# only with a grant to copy or certify, which nobody in this world holds (services/viewer.py)
+DOWNLOAD = {"V": ARCHIVISTS, "H": ARCHIVISTS}
+# 在线阅览: the archivists, others with an approved grant. The API routes are called before POST /api/v1/requests
+# (sorted by path), when nobody holds one; the viewer page after it, when each requester holds the 查阅 of V that
+# the preset rules grant at once (公开). The world's files are not real PDFs: once let in, 409 FILE_UNREADABLE.
+VIEW_API = {"V": ARCHIVISTS, "H": ARCHIVISTS}
+VIEW_PAGE = {"V": only("head", "dangan", "bgs", "leader", "reader"), "H": ARCHIVISTS}
 # after filing only the archivists act on a record (clerks: their department, before filing)
 CHANGE = {"V": ARCHIVISTS, "H": ARCHIVISTS}
 IMPORTERS = only("head", "dangan", "bgs", "cwk")            # record.import (clerks: their department)
@@ -202,6 +209,9 @@ EXPECT: dict[str, Any] = {
     "GET /api/v1/records/{record_id}/files": READ,
     "GET /api/v1/files/{file_id}": READ,
     "GET /api/v1/files/{file_id}/content": DOWNLOAD,
+    "GET /api/v1/files/{file_id}/pages": VIEW_API,
+    "GET /api/v1/files/{file_id}/pages/{page}": VIEW_API,
+    "GET /files/{file_id}/view": VIEW_PAGE,
     "GET /api/v1/audit/events": only("auditor"),
     "GET /api/v1/audit/export": only("auditor"),
     "POST /api/v1/audit/verify": only("auditor"),
@@ -367,7 +377,7 @@ def _fill(key: str, w: dict[str, Any], variant: str | None) -> str:
     return (path.replace("{record_id}", str(rid)).replace("{file_id}", str(fid)).replace("{username}", "target")
             .replace("{token_id}", str(w["spare_token"])).replace("{job_id}", job).replace("{plan_id}", str(plan))
             .replace("{run_id}", str(run)).replace("{scheme_id}", str(w["scheme_id"])).replace("{fonds_code}", "Z109").replace("{category_code}", "WS")
-            .replace("{kind}", "cover").replace("{path}", "app.css"))
+            .replace("{kind}", "cover").replace("{path}", "app.css").replace("{page}", "1"))
 
 
 IMPORT_FORM = {"fonds": "Z109", "category": "WS", "department": "BGS"}
@@ -569,6 +579,8 @@ def test_denials_of_hidden_records_look_like_missing_ones(world: dict[str, Any])
     for path, missing in ((f"/api/v1/records/{hid_rid}", "/api/v1/records/99999999"),
                           (f"/api/v1/files/{hid_fid}", "/api/v1/files/99999999"),
                           (f"/api/v1/files/{hid_fid}/content", "/api/v1/files/99999999/content"),
+                          (f"/api/v1/files/{hid_fid}/pages", "/api/v1/files/99999999/pages"),
+                          (f"/api/v1/files/{hid_fid}/pages/1", "/api/v1/files/99999999/pages/1"),
                           (f"/api/v1/records/{hid_rid}/files", "/api/v1/records/99999999/files")):
         a, b = reader.get(path), reader.get(missing)
         assert a.status_code == b.status_code == 404

@@ -92,8 +92,9 @@ def test_reader_may_view_but_not_download_or_change(world):
     app, recs, u = world
     r = recs[("内部", "CWK")]
     assert get_record(app, u["reader"], r["id"])["title"] == "CWK内部文件"
-    with pytest.raises(NotFound):
+    with pytest.raises(PermissionDenied) as ei:  # the original needs a grant to copy (services/viewer.py)
         open_file(app, u["reader"], r["files"][0]["id"])
+    assert ei.value.code == "NO_GRANT"
     with pytest.raises(NotFound):
         update_record(app, u["reader"], r["id"], {"title": "改"}, reason="x")
     with pytest.raises(PermissionDenied):

@@ -37,6 +37,7 @@ ACTION_LABELS = {
     "file.add": "添加电子文件",
     "file.remove": "删除电子文件",
     "file.download": "下载电子文件",
+    "file.view_page": "在线阅览（一页，带水印）",
     "fixity.check": "固化信息检测",
     "fixity.audit": "定期固化信息巡检",
     "fixity.repair": "从副本修复电子文件",

@@ -197,13 +197,19 @@ def get_file(app: Dangan, actor: Actor, file_id: int) -> dict[str, Any]:
         return file_view(visible_file(s, actor, file_id, "record.read"))
 
 
-def open_file(app: Dangan, actor: Actor, file_id: int) -> tuple[dict[str, Any], BinaryIO]:
-    """Open a file's content for streaming, after auditing the download."""
+def open_file(app: Dangan, actor: Actor, file_id: int, *, now: dt.datetime | None = None) -> tuple[dict[str, Any], BinaryIO]:
+    """Open a file's content for streaming, after auditing the download.
+
+    The original goes to those who manage the record, or with a grant to copy or certify (services.viewer)."""
+    from dangan.services.viewer import authorize
+
+    acc = authorize(app, actor, file_id, "download", action="file.download", now=now)
     with app.uow(actor, "file.download", "file", str(file_id)) as uow:
-        f = visible_file(uow.session, actor, file_id, "file.download")
+        f = visible_file(uow.session, actor, file_id, "record.read")
         view = file_view(f)
         fh = app.store.open(view["storage_key"])  # a missing blob fails here and is audited as a failure
-        uow.audit("file.download", "file", f.id, record_id=f.record_id, name=f.name)
+        uow.audit("file.download", "file", f.id, record_id=f.record_id, name=f.name, basis=acc.basis,
+                  grant_id=acc.grant_id)
     return view, fh
 
 

@@ -103,14 +103,16 @@ def stamp(app: Dangan, actor: Actor, record_id: int, fmt: str = "png") -> tuple[
 def stamped_copy(app: Dangan, actor: Actor, file_id: int) -> tuple[BinaryIO, str]:
     """A copy of a PDF file with the 归档章 drawn on its first page; the stored original is not touched."""
     from dangan.outputs.stamp import stamp_pdf_copy
+    from dangan.services.viewer import authorize
 
+    acc = authorize(app, actor, file_id, "download", action="file.stamped_copy")  # as the original itself
     with app.uow(actor, "file.stamped_copy", "file", str(file_id)) as uow:
-        f = visible_file(uow.session, actor, file_id, "file.download")
+        f = visible_file(uow.session, actor, file_id, "record.read")
         if f.media_type != "application/pdf":
             raise ValidationFailed(f"“{f.name}”不是 PDF 文件，只能在 PDF 版式文件上加盖归档章", code="NOT_A_PDF")
         values = _stamp_values(f.record)
         name, key, rid = f.name, f.storage_key, f.record_id
-        uow.audit("file.stamped_copy", "file", f.id, record_id=rid, name=name)
+        uow.audit("file.stamped_copy", "file", f.id, record_id=rid, name=name, basis=acc.basis, grant_id=acc.grant_id)
     out: BinaryIO = tempfile.SpooledTemporaryFile(max_size=32 * 2**20)  # noqa: SIM115
     with app.store.open(key) as src:
         stamp_pdf_copy(src, values, out)

@@ -19,7 +19,8 @@ from dangan.web.api import create_api
 from dangan.web.api.errors import translate_validation
 from dangan.web.deps import NotAuthenticated, PasswordChangeRequired, clear_session_cookie, safe_next
 from dangan.web.jobs import JobRunner
-from dangan.web.ui import access, account, admin, capture, checks, pages, search
+from dangan.web.ui import access, account, admin, capture, checks, pages, search, viewer
+from dangan.web.ui import digitise as digitise_ui
 from dangan.web.ui.render import HERE, error_page
 
 log = logging.getLogger("dangan.web")
@@ -100,6 +101,8 @@ def create_app(app: Dangan) -> FastAPI:
     web.include_router(checks.router)
     web.include_router(search.router)
     web.include_router(access.router)
+    web.include_router(viewer.router)
+    web.include_router(digitise_ui.router)
     web.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     web.mount("/api/v1", api)
     web.add_middleware(GuardMiddleware)

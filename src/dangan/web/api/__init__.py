@@ -5,7 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from dangan.services.context import Dangan
-from dangan.web.api import audit, capture, checks, errors, files, fonds, identity, records, requests, search
+from dangan.web.api import (
+    audit,
+    capture,
+    checks,
+    errors,
+    files,
+    fonds,
+    identity,
+    records,
+    requests,
+    search,
+    viewer,
+)
+from dangan.web.api import digitise as digitise_api
 from dangan.web.jobs import JobRunner
 
 DESCRIPTION = """\
@@ -31,6 +44,7 @@ def create_api(dangan: Dangan, jobs: JobRunner) -> FastAPI:
     api.state.jobs = jobs
     errors.install(api)
     for r in (identity.router, fonds.router, records.router, files.router, audit.router, capture.router, checks.router,
-              search.router, requests.router):
+              search.router, requests.router, viewer.router):
         api.include_router(r)
+    api.include_router(digitise_api.router)
     return api

@@ -249,7 +249,18 @@ def _detail(request: Request, dangan: Dangan, actor: Actor, record_id: int, *, n
         and rec["level"] not in ("volume", "project", "group"),  # a volume has its 案卷封面 instead
         "is_volume": rec["level"] in ("volume", "project", "group"),
         "check_runs": check_runs,
+        **_viewing(dangan, actor, rec),
     }, status=status, active="browse")
+
+
+def _viewing(dangan: Dangan, actor: Actor, rec: dict[str, Any]) -> dict[str, Any]:
+    """在线阅览 and download on the record page: who manages the record or holds a grant (services.viewer)."""
+    from dangan.services import viewer
+
+    return {"may_view": viewer.may_view(dangan, actor, rec["id"]),
+            "may_download": viewer.may_download(dangan, actor, rec["id"]),
+            "viewable": lambda media_type: viewer.viewable_kind(media_type or "") is not None,
+            "apply_view_url": viewer.apply_url(rec["id"], "view")}
 
 
 @router.get("/records/new", response_class=HTMLResponse)

@@ -290,6 +290,100 @@
     }
   });
 
+  // 在线阅览: pages one under the other, loaded as they come into view (each page shown is audited);
+  // previous/next, page n / N, zoom, keyboard arrows
+  function setupViewer(box) {
+    var pages = document.getElementById("vw-pages");
+    var input = document.getElementById("vw-page");
+    var total = parseInt(box.getAttribute("data-pages"), 10) || 1;
+    var zoomOut = document.getElementById("vw-zoom-out"), zoomIn = document.getElementById("vw-zoom-in");
+    var zoomText = document.getElementById("vw-zoom");
+    var steps = [0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 2.5, 3];
+    var zoom = 1, current = 1;
+    function setZoom(z) {
+      zoom = Math.max(0.3, Math.min(3, z));
+      pages.style.setProperty("--vw-zoom", String(zoom));
+      zoomText.textContent = Math.round(zoom * 100) + "%";
+      zoomOut.disabled = zoom <= steps[0];
+      zoomIn.disabled = zoom >= steps[steps.length - 1];
+    }
+    function stepZoom(dir) {
+      var i, next = zoom;
+      if (dir > 0) {
+        for (i = 0; i < steps.length; i++) { if (steps[i] > zoom + 0.01) { next = steps[i]; break; } }
+      } else {
+        for (i = steps.length - 1; i >= 0; i--) { if (steps[i] < zoom - 0.01) { next = steps[i]; break; } }
+      }
+      var keep = current;
+      setZoom(next);
+      go(keep, true);
+    }
+    function show(n) {
+      current = n;
+      if (document.activeElement !== input) { input.value = String(n); }
+      document.getElementById("vw-prev").disabled = n <= 1;
+      document.getElementById("vw-next").disabled = n >= total;
+    }
+    function go(n, instant) {
+      n = Math.max(1, Math.min(total, n));
+      var fig = document.getElementById("page-" + n);
+      if (fig) { fig.scrollIntoView({ block: "start", behavior: instant ? "auto" : "smooth" }); }
+      show(n);
+    }
+    document.getElementById("vw-prev").addEventListener("click", function () { go(current - 1); });
+    document.getElementById("vw-next").addEventListener("click", function () { go(current + 1); });
+    zoomIn.addEventListener("click", function () { stepZoom(1); });
+    zoomOut.addEventListener("click", function () { stepZoom(-1); });
+    document.getElementById("vw-fit").addEventListener("click", function () {
+      var keep = current;
+      setZoom((pages.clientWidth - 32) / 860);
+      go(keep, true);
+    });
+    input.addEventListener("change", function () { go(parseInt(input.value, 10) || 1); });
+    input.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter") { ev.preventDefault(); go(parseInt(input.value, 10) || 1); input.blur(); }
+    });
+    document.addEventListener("keydown", function (ev) {
+      var t = ev.target;
+      if (ev.altKey || ev.ctrlKey || ev.metaKey || (t && t.tagName === "INPUT")) { return; }
+      if (ev.key === "ArrowRight" || (ev.key === "ArrowDown" && ev.shiftKey)) { ev.preventDefault(); go(current + 1); }
+      else if (ev.key === "ArrowLeft" || (ev.key === "ArrowUp" && ev.shiftKey)) { ev.preventDefault(); go(current - 1); }
+      else if (ev.key === "+" || ev.key === "=") { ev.preventDefault(); stepZoom(1); }
+      else if (ev.key === "-") { ev.preventDefault(); stepZoom(-1); }
+      else if (ev.key === "Home" && ev.shiftKey) { ev.preventDefault(); go(1); }
+      else if (ev.key === "End" && ev.shiftKey) { ev.preventDefault(); go(total); }
+    });
+    // the page indicator follows scrolling
+    if ("IntersectionObserver" in window) {
+      var seen = {};
+      var io = new IntersectionObserver(function (entries) {
+        entries.forEach(function (e) { seen[e.target.getAttribute("data-page")] = e.intersectionRatio; });
+        var best = current, ratio = 0;
+        Object.keys(seen).forEach(function (k) { if (seen[k] > ratio) { ratio = seen[k]; best = parseInt(k, 10); } });
+        if (ratio > 0) { show(best); }
+      }, { threshold: [0, 0.25, 0.5, 0.75, 1] });
+      pages.querySelectorAll(".vw-page").forEach(function (f) { io.observe(f); });
+    }
+    // a page that cannot be rendered says why (the answer of the page address is JSON)
+    pages.querySelectorAll(".vw-page img").forEach(function (img) {
+      img.addEventListener("load", function () { img.parentNode.classList.add("loaded"); });
+      img.addEventListener("error", function () {
+        var fig = img.parentNode;
+        fig.classList.add("failed");
+        fetch(img.src, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (j) {
+          var msg = (j && j.error && j.error.message) || "该页无法显示";
+          var p = document.createElement("p");
+          p.className = "vw-error";
+          p.textContent = msg;
+          fig.insertBefore(p, fig.firstChild);
+        }).catch(function () { /* the figure keeps its caption */ });
+      });
+    });
+    setZoom(1);
+    show(1);
+    if (window.location.hash.indexOf("#page-") === 0) { go(parseInt(window.location.hash.slice(6), 10) || 1, true); }
+  }
+
   // 申请利用: the approval route of the chosen 利用方式 is highlighted beside the form
   document.addEventListener("change", function (ev) {
     var el = ev.target;
@@ -323,11 +417,59 @@
     if (sf) { setupSearch(sf); }
     var review = document.getElementById("review-form");
     if (review) { setupReview(review); }
+    var vw = document.getElementById("viewer");
+    if (vw) { setupViewer(vw); }
     setupSchedule();
     var errs = document.getElementById("form-errors");
     if (errs) {
       var first = document.querySelector(".has-error input, .has-error select, .has-error textarea");
       if (first) { first.focus({ preventScroll: true }); }
     }
+  });
+
+  // 数字化: the OCR line boxes over the page image (positions from the data, as shares of the image read by OCR),
+  // a line of text and its box light up together
+  function setupOcrBoxes(canvas) {
+    var w = parseFloat(canvas.getAttribute("data-w")), h = parseFloat(canvas.getAttribute("data-h"));
+    if (!w || !h) { return; }
+    canvas.querySelectorAll(".ocr-box").forEach(function (b) {
+      var v = (b.getAttribute("data-box") || "").split(",").map(parseFloat);
+      if (v.length !== 4 || v.some(isNaN)) { return; }
+      b.style.left = (v[0] / w * 100) + "%";
+      b.style.top = (v[1] / h * 100) + "%";
+      b.style.width = ((v[2] - v[0]) / w * 100) + "%";
+      b.style.height = ((v[3] - v[1]) / h * 100) + "%";
+    });
+    function mark(n, on) {
+      document.querySelectorAll('[data-line="' + n + '"]').forEach(function (e) { e.classList.toggle("hl", on); });
+    }
+    document.querySelectorAll("[data-line]").forEach(function (e) {
+      var n = e.getAttribute("data-line");
+      e.addEventListener("mouseenter", function () { mark(n, true); });
+      e.addEventListener("mouseleave", function () { mark(n, false); });
+      if (e.tagName === "LI") {
+        e.addEventListener("click", function () {
+          var box = canvas.querySelector('.ocr-box[data-line="' + n + '"]');
+          if (box) { box.scrollIntoView({ block: "center", behavior: "smooth" }); }
+        });
+      }
+    });
+  }
+
+  // 公文著录建议: correcting a value ticks its "采用" box (the person still confirms the form)
+  function setupSuggestForm(form) {
+    form.querySelectorAll("input[data-use]").forEach(function (input) {
+      input.addEventListener("input", function () {
+        var box = document.getElementById(input.getAttribute("data-use"));
+        if (box && !box.disabled) { box.checked = true; }
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var canvas = document.getElementById("scan-canvas");
+    if (canvas) { setupOcrBoxes(canvas); }
+    var sg = document.getElementById("suggest-form");
+    if (sg) { setupSuggestForm(sg); }
   });
 })();
