@@ -111,6 +111,8 @@ def test_request_approve_lend_return_effect_register(people, served) -> None:  #
     head.goto("/approvals")
     card = _card(head, rid)
     assert "原件完好，可借阅" in card.inner_text()
+    head.set_viewport_size({"width": 1280, "height": 800})  # a small laptop screen
+    shot(head, "access-04b-queue-1280")
     card.locator("textarea").fill("同意，注意保密")
     card.locator("button", has_text="同意").first.click()
     head.wait_for_url(re.compile(r".*/approvals\?done=approved"))
@@ -133,6 +135,8 @@ def test_request_approve_lend_return_effect_register(people, served) -> None:  #
     card = _card(reader, rid)
     assert "已准予" in card.inner_text() and card.locator(".step-approve").count() == 3
     shot(reader, "access-08-mine-granted")
+    reader.set_viewport_size({"width": 1280, "height": 800})
+    shot(reader, "access-08b-mine-1280")
 
     # ------------------------------------------------ the lending desk
     archivist.goto("/lending")
