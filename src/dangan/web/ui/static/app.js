@@ -327,7 +327,8 @@
     function go(n, instant) {
       n = Math.max(1, Math.min(total, n));
       var fig = document.getElementById("page-" + n);
-      if (fig) { fig.scrollIntoView({ block: "start", behavior: instant ? "auto" : "smooth" }); }
+      // scroll the pages box only: the toolbar and the page around it stay where they are
+      if (fig) { pages.scrollTo({ top: fig.offsetTop - 12, behavior: instant ? "auto" : "smooth" }); }
       show(n);
     }
     document.getElementById("vw-prev").addEventListener("click", function () { go(current - 1); });
