@@ -431,13 +431,15 @@ def _render_image(app: Dangan, a: Access, page: int, max_side: int) -> tuple[Any
                     im.seek(idx)
                 if im.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale straight from the DCT data
                     im.draft("RGB", (max_side, max_side))
-                elif im.format == "JPEG2000":
+                r = 0
+                if im.format == "JPEG2000":
                     w0, h0 = im.size
-                    r = 0
                     while max(w0, h0) >> (r + 1) >= max_side and r < 5:
                         r += 1
-                    im.reduce = r  # type: ignore[attr-defined]  # decode at a lower resolution level
+                    im.reduce = r  # type: ignore[assignment,method-assign]  # decode at a lower resolution level
                 w, h = im.size
+                if im.format == "JPEG2000" and r:
+                    w, h = -(-w // (1 << r)), -(-h // (1 << r))  # the size it decodes to
                 need = w * h * _bytes_per_pixel(im.mode)
                 if need > MAX_DECODE_BYTES:
                     raise StateError(f"“{a.name}”的图像过大（{w}×{h} 像素），不能在线阅览；请申请复制后下载原件",
