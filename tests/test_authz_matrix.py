@@ -281,6 +281,39 @@ EXPECT: dict[str, Any] = {
     "GET /api/v1/requests/register.xlsx": ARCHIVISTS,
     "GET /api/v1/request-rules": LOGIN_API,
     "PUT /api/v1/request-rules": only("head"),                # request.rules; the presets, i.e. the rules in force
+    # 数字化 (ui/digitise.py, api/digitise.py): the world's batch (`_scan_batch`) has a checked and recognised page
+    # of V and an unreadable page matching no record, so every call let in changes nothing the next one sees:
+    # QC and OCR have nothing to do (409), acceptance is refused (422), uploads without images are refused (422)
+    "GET /scan": ARCHIVISTS,
+    "POST /scan": ARCHIVISTS,
+    "GET /scan/jobs/{job_id}": JOB_OWNER,                     # the world's import job was started by `dangan`
+    "GET /scan/{batch_id}": ARCHIVISTS,
+    "POST /scan/{batch_id}/qc": ARCHIVISTS,
+    "POST /scan/{batch_id}/ocr": ARCHIVISTS,
+    "POST /scan/{batch_id}/sample": ARCHIVISTS,
+    "POST /scan/{batch_id}/inspect": ARCHIVISTS,
+    "POST /scan/{batch_id}/blank": ARCHIVISTS,
+    "POST /scan/{batch_id}/rescan": ARCHIVISTS,
+    "POST /scan/{batch_id}/accept": ARCHIVISTS,
+    "GET /scan/pages/{page_id}": ARCHIVISTS,
+    "POST /scan/pages/{page_id}/confirm": ARCHIVISTS,
+    "GET /api/v1/scan-batches": ARCHIVISTS,
+    "POST /api/v1/scan-batches": ARCHIVISTS,
+    "GET /api/v1/scan-batches/{batch_id}": ARCHIVISTS,
+    "GET /api/v1/scan-batches/{batch_id}/status": ARCHIVISTS,
+    "GET /api/v1/scan-batches/{batch_id}/report.xlsx": ARCHIVISTS,
+    "POST /api/v1/scan-batches/{batch_id}/qc": ARCHIVISTS,
+    "POST /api/v1/scan-batches/{batch_id}/ocr": ARCHIVISTS,
+    "POST /api/v1/scan-batches/{batch_id}/sample": ARCHIVISTS,
+    "POST /api/v1/scan-batches/{batch_id}/inspect": ARCHIVISTS,
+    "POST /api/v1/scan-batches/{batch_id}/blank": ARCHIVISTS,
+    "POST /api/v1/scan-batches/{batch_id}/rescan": ARCHIVISTS,
+    "POST /api/v1/scan-batches/{batch_id}/accept": ARCHIVISTS,
+    "GET /api/v1/scan-pages/{page_id}": ARCHIVISTS,
+    "GET /api/v1/scan-pages/{page_id}/image": ARCHIVISTS,
+    "GET /api/v1/scan-pages/{page_id}/thumb": ARCHIVISTS,
+    "GET /api/v1/scan-pages/{page_id}/master": ARCHIVISTS,    # file.download too
+    "POST /api/v1/scan-pages/{page_id}/confirm": ARCHIVISTS,
 }
 
 BASE = {"year": 2024, "retention_period": "D30", "responsible": "示范市人民政府办公室", "date": "2024-05-06"}
@@ -342,6 +375,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     check_run = clients["dangan"].get(f"/api/v1/jobs/{check_job}").json()["result"]["check_run_id"]
     scheme_id = clients["dangan"].get("/api/v1/check-schemes").json()[0]["id"]
     plan = prefiling.create_plan(app, Actor.system(), "Z109", "BGS", "WS", 2024, "2099-12-31", 10)
+    scan = _scan_batch(app, vis, tmp_path_factory.mktemp("scans"))
     rules = schedule.get_schedule(app, Actor.system(), "Z109", "WS")["rules"]
     anon = TestClient(web, base_url="http://testserver")
     anon.get("/login")
@@ -355,7 +389,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
            "ids": {"V": (vis["id"], vis["files"][0]["id"]), "H": (hid["id"], hid["files"][0]["id"])},
            "spare_token": spare, "run_id": browse.fixity_runs(app, Actor.system())[0]["id"],
            "capture_job": r.json()["id"], "check_job": check_job, "check_run": check_run, "scheme_id": scheme_id,
-           "plan_id": plan["id"], "rules": rules, "fresh_plans": iter(range(2100, 2999))}
+           "plan_id": plan["id"], "rules": rules, "fresh_plans": iter(range(2100, 2999)), "scan": scan}
     web.state.jobs.join()
     app.close()
 
@@ -366,6 +400,9 @@ def _fill(key: str, w: dict[str, Any], variant: str | None) -> str:
     job = w["web"].state.jobs.current.id if path.startswith("/api/v1/fixity/") else w["capture_job"]
     if path.startswith("/checks/jobs/"):
         job = w["check_job"]
+    if path.startswith("/scan/jobs/"):
+        job = w["scan"]["job"]
+    path = path.replace("{batch_id}", str(w["scan"]["batch"])).replace("{page_id}", str(w["scan"]["page"]))
     run = w["check_run"] if "/checks/" in path else w["run_id"]
     plan = w["plan_id"]
     if method in ("DELETE", "POST") and "{plan_id}" in path:  # each deletion takes a plan of its own
@@ -381,6 +418,40 @@ def _fill(key: str, w: dict[str, Any], variant: str | None) -> str:
 
 
 IMPORT_FORM = {"fonds": "Z109", "category": "WS", "department": "BGS"}
+
+
+def _scan_batch(app: Dangan, vis: dict[str, Any], folder: Any) -> dict[str, Any]:
+    """The 数字化批次 of the scan routes, taken in by the 专职档案员 `dangan`: a page of V, checked, its OCR text and
+    PDF/A recorded (no OCR engine runs here), and an unreadable page whose name matches no record."""
+    from PIL import Image, ImageDraw
+    from sqlalchemy import select
+
+    from dangan.db.models import ScanOutput, ScanPage, User, utcnow
+    from dangan.services import digitise as dg
+    from dangan.services import jobs
+
+    with app.read_sessions() as s:
+        dangan = idn.actor_for(s, s.scalar(select(User).where(User.username == "dangan")))
+    img = Image.new("L", (620, 877), 255)
+    ImageDraw.Draw(img).rectangle((80, 80, 540, 140), fill=0)
+    img.save(folder / f"{vis['archival_code']}-0001.jpg", dpi=(300, 300))
+    (folder / "Z109-WS·2024-D30-BGS-9999-0001.jpg").write_bytes(b"not a scan")
+    sources, _ = dg.sources_from_dir(folder)
+    batch = dg.import_batch(app, dangan, sources, fonds="Z109")["id"]
+    dg.run_qc(app, dangan, batch)
+    f = vis["files"][0]
+    with app.sessions.begin() as s:
+        page = s.scalar(select(ScanPage).where(ScanPage.batch_id == batch, ScanPage.record_id == vis["id"]))
+        page.ocr_text = "公开的通知"
+        page.ocr = {"lines": [[80, 80, 540, 140, 0.99, "公开的通知"]], "width": 620, "height": 877, "dpi": 300,
+                    "engine": "authz", "seconds": 0}
+        page.ocr_at = utcnow()
+        s.add(ScanOutput(batch_id=batch, record_id=vis["id"], size=f["size"], sha256=f["sha256"], sm3=f["sm3"],
+                         storage_key=f["storage_key"], pages=1, page_ids=[page.id], created_by="dangan"))
+        page_id = page.id
+    job = jobs.create_job(app, dangan, "scan_import", {"files": 2, "fonds": "Z109"})
+    jobs.run(app, job, lambda prog: {"batch_id": batch})
+    return {"batch": batch, "page": page_id, "job": job}
 
 
 def _import_files() -> dict[str, Any]:
@@ -524,6 +595,21 @@ def _request(key: str, who: str, n: int, w: dict[str, Any]) -> dict[str, Any]:
         "POST /api/v1/requests/return": {"json": {"request_id": _access_requests(w)["decide"]}},
         "POST /api/v1/requests/effect": {"json": {"request_id": _access_requests(w)["decide"], "effect": "有效"}},
         "PUT /api/v1/request-rules": {"json": PRESET_RULES.as_dict()},
+        # 数字化: refusals and repeatable marks (see EXPECT)
+        "POST /scan": {"data": {"fonds": "Z109"}},
+        "POST /scan/{batch_id}/inspect": {"data": {"page_id": str(w["scan"]["page"]), "verdict": "合格"}},
+        "POST /scan/{batch_id}/blank": {"data": {"page_id": str(w["scan"]["page"]), "blank": "0"}},
+        "POST /scan/{batch_id}/rescan": {"data": {"page_id": str(w["scan"]["page"])}},
+        "POST /api/v1/scan-batches": {"files": {"files": ("说明.txt", b"no scan", "text/plain")}, "data": {"fonds": "Z109"}},
+        "POST /api/v1/scan-batches/{batch_id}/qc": {"json": {}},
+        "POST /api/v1/scan-batches/{batch_id}/ocr": {"json": {}},
+        "POST /api/v1/scan-batches/{batch_id}/sample": {"json": {}},
+        "POST /api/v1/scan-batches/{batch_id}/inspect": {"json": {"page_id": w["scan"]["page"], "verdict": "合格"}},
+        "POST /api/v1/scan-batches/{batch_id}/blank": {"json": {"page_id": w["scan"]["page"], "blank": False}},
+        "POST /api/v1/scan-batches/{batch_id}/rescan": {"data": {"page_id": str(w["scan"]["page"])},
+                                                        "files": {"file": ("rescan.jpg", b"not an image", "image/jpeg")}},
+        "POST /api/v1/scan-batches/{batch_id}/accept": {"json": {}},
+        "POST /api/v1/scan-pages/{page_id}/confirm": {"json": {"values": {}}},
     }
     return dict(bodies.get(key, {}))
 

@@ -1723,7 +1723,9 @@ def page_image(app: Dangan, actor: Actor, page_id: int, kind: str = "access") ->
 
 
 def open_master(app: Dangan, actor: Actor, page_id: int) -> tuple[dict[str, Any], BinaryIO]:
-    """The master file of a page, as stored (audited as a download)."""
+    """The master file of a page, as stored (audited as a download): for those who work on the batch and may
+    download originals."""
+    _require_scan(actor)
     require(actor, "file.download")
     with app.uow(actor, "scan.download", "scan_page", str(page_id)) as uow:
         p = _page_in_batch(uow.session, actor, None, page_id)

@@ -45,6 +45,7 @@ NAV = [
     ("review", "接收归档", "/review", "inbox", ("record.file",), "收集与整理"),
     ("plans", "归档计划", "/plans", "calendar", ("plan.manage", "record.create"), "收集与整理"),
     ("package_import", "接收数据包", "/packages/import", "inbox", ("record.import",), "收集与整理"),
+    ("scan", "数字化", "/scan", "layers", ("scan.import", "scan.qc", "ocr.run", "scan.accept"), "收集与整理"),
     ("fonds", "全宗与门类", "/fonds", "layers", ("fonds.manage", "record.read"), "配置"),
     ("schedule", "保管期限表", "/schedule", "clock", ("schedule.manage", "record.create"), "配置"),
     ("departments", "机构管理", "/admin/departments", "org", ("user.manage", "fonds.manage"), "配置"),
