@@ -472,3 +472,12 @@ def test_viewer_page_explains_a_file_that_cannot_be_shown(app: Dangan) -> None:
     fid = record(app, "文本", [("说明.txt", "纯文本".encode())])["files"][0]["id"]
     r = session_client(web, app, "chenjing").get(f"/files/{fid}/view")
     assert r.status_code == 409 and "暂不支持在线阅览" in r.text and "NOT_VIEWABLE" in r.text
+
+
+def test_a_known_etag_is_no_way_around_the_grant(web_world: dict[str, Any]) -> None:
+    w = web_world
+    fid = w["fid"]
+    etag = w["archivist"].get(f"/api/v1/files/{fid}/content").headers["etag"]
+    assert w["archivist"].get(f"/api/v1/files/{fid}/content", headers={"If-None-Match": etag}).status_code == 304
+    r = w["reader"].get(f"/api/v1/files/{fid}/content", headers={"If-None-Match": etag})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "NO_GRANT"

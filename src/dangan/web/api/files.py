@@ -15,6 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from dangan.services import files as file_service
 from dangan.services.context import Actor, Dangan
+from dangan.services.viewer import may_download
 from dangan.web.api.records import uploads_to_new_files
 from dangan.web.deps import current_actor, get_dangan
 
@@ -99,7 +100,8 @@ def download(file_id: int, request: Request, inline: bool = Query(False, descrip
     etag = request.headers.get("if-none-match")
     if etag:
         known = file_service.get_file(dangan, actor, file_id)
-        if _etag_matches(etag, known["sha256"]):
+        # a 304 only to whoever may have the content
+        if _etag_matches(etag, known["sha256"]) and may_download(dangan, actor, known["record_id"]):
             return Response(status_code=304, headers={"ETag": f'"{known["sha256"]}"'})
     view, fh = file_service.open_file(dangan, actor, file_id)
     media = view["media_type"] or "application/octet-stream"
