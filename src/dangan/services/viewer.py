@@ -516,28 +516,39 @@ ANGLE = 30
 
 
 def watermark(im: Any, lines: list[str]) -> Any:
-    """Tile `lines` diagonally over the page, semi-transparent (an RGB image is changed and returned)."""
-    from PIL import Image, ImageDraw
+    """Tile `lines` diagonally over the page, semi-transparent (an RGB image is changed and returned).
+
+    The text block is drawn and rotated once, then laid in a rotated grid over the page: a large page costs
+    pastes, not a rotation of a page-sized mask."""
+    from PIL import Image, ImageChops, ImageDraw
 
     w, h = im.size
     size = max(14, round(max(w, h) / 64))
     font = _font(size)
     gap = round(size * 0.45)
+    text = "\n".join(lines)
     probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-    box = probe.multiline_textbbox((0, 0), "\n".join(lines), font=font, spacing=gap, align="center")
-    tw, th = int(box[2] - box[0]), int(box[3] - box[1])
-    side = int((w * w + h * h) ** 0.5) + 2
-    mask = Image.new("L", (side, side), 0)
-    draw = ImageDraw.Draw(mask)
-    step_x, step_y = tw + size * 4, th + size * 4
-    alpha = round(255 * WATERMARK_ALPHA)
-    for row, y in enumerate(range(-step_y, side + step_y, step_y)):
-        shift = (step_x // 2) if row % 2 else 0
-        for x in range(-step_x + shift, side + step_x, step_x):
-            draw.multiline_text((x, y), "\n".join(lines), font=font, fill=alpha, spacing=gap, align="center")
-    mask = mask.rotate(ANGLE, resample=Image.Resampling.BICUBIC)
-    left, top = (side - w) // 2, (side - h) // 2
-    mask = mask.crop((left, top, left + w, top + h))
+    box = probe.multiline_textbbox((0, 0), text, font=font, spacing=gap, align="center")
+    tw, th = int(box[2] - box[0]) + 2, int(box[3] - box[1]) + 2
+    tile = Image.new("L", (tw, th), 0)
+    ImageDraw.Draw(tile).multiline_text((-box[0] + 1, -box[1] + 1), text, font=font,
+                                        fill=round(255 * WATERMARK_ALPHA), spacing=gap, align="center")
+    tile = tile.rotate(ANGLE, resample=Image.Resampling.BICUBIC, expand=True)
+    step_x, step_y = tw + size * 4, th + size * 4  # along and across the text direction
+    cos, sin = math.cos(math.radians(ANGLE)), math.sin(math.radians(ANGLE))
+    reach = int(math.hypot(w, h) / 2) + max(step_x, step_y)
+    mask = Image.new("L", (w, h), 0)
+    for row, gy in enumerate(range(-reach, reach + 1, step_y)):
+        for gx in range(-reach + (step_x // 2 if row % 2 else 0), reach + 1, step_x):
+            # the grid point, turned like the text (counter-clockwise on screen; y grows downwards)
+            cx, cy = w / 2 + gx * cos + gy * sin, h / 2 - gx * sin + gy * cos
+            x0, y0 = int(cx - tile.width / 2), int(cy - tile.height / 2)
+            left, top = max(x0, 0), max(y0, 0)
+            right, bottom = min(x0 + tile.width, w), min(y0 + tile.height, h)
+            if left >= right or top >= bottom:
+                continue
+            part = tile.crop((left - x0, top - y0, right - x0, bottom - y0))
+            mask.paste(ImageChops.lighter(mask.crop((left, top, right, bottom)), part), (left, top))
     im.paste(WATERMARK_RGB, (0, 0, w, h), mask)
     return im
 
