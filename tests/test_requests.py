@@ -502,6 +502,31 @@ def test_a_lent_record_shows_on_loan_until_it_is_returned(any_app):
     assert get_record(app, u["archivist"], rec)["state"] == "on_loan"
 
 
+def test_a_record_on_loan_stays_in_the_holdings(app):
+    """借出 is the paper original's whereabouts, not a new life stage: the record stays in the 归档文件目录, in the
+    filed counts, and its metadata may be corrected as a filed record's may (with a reason)."""
+    from dangan.services.browse import dashboard
+    from dangan.services.outputs import catalogue
+    from dangan.services.records import RecordFilter, get_record, update_record
+
+    u = _people(app)
+    rec = _record(app, "借出期间仍在目录中的文件")
+    r = rq.create_request(app, u["reader"], rec, "borrow", "工作查考")
+    rq.approve(app, u["archivist"], r["id"])
+    rq.approve(app, u["head"], r["id"])
+    rq.lend(app, u["archivist"], r["id"])
+    stream, _mt, _name = catalogue(app, u["archivist"], RecordFilter(fonds="Z109", category="WS"))
+    cells = [c for row in openpyxl.load_workbook(stream).active.iter_rows(values_only=True) for c in row]
+    assert "借出期间仍在目录中的文件" in cells
+    with pytest.raises(ValidationFailed):  # as for a filed record: a change needs its reason
+        update_record(app, u["archivist"], rec, {"responsible": "示范市档案馆"})
+    update_record(app, u["archivist"], rec, {"responsible": "示范市档案馆"}, reason="更正责任者")
+    got = get_record(app, u["archivist"], rec)
+    assert got["state"] == "on_loan" and got["responsible"] == "示范市档案馆"
+    years = dashboard(app, u["archivist"])["filed_by_year"]
+    assert sum(y["count"] for y in years) >= 1
+
+
 def test_only_a_filed_record_goes_out_on_loan(app, people):
     u = people
     rec = _record(app, "纸质的冻结档案")

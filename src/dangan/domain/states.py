@@ -47,6 +47,9 @@ LOAN_TRANSITIONS: dict[tuple[RecordState, RecordState], str] = {
 
 # states in which metadata and components may still change freely
 EDITABLE = {RecordState.PRE_FILING, RecordState.PENDING}
+# 已归档 records in the holdings: a record whose paper original is out on loan (借出) is still filed — it stays in
+# the 归档文件目录 and the counts, and its metadata may be corrected as a filed record's may
+IN_HOLDINGS = {RecordState.FILED, RecordState.ON_LOAN}
 
 
 def parse_state(value: str) -> RecordState:

@@ -27,7 +27,7 @@ from dangan.db.models import (
     UserRole,
 )
 from dangan.domain.access import ROLE_LABELS, PasswordPolicy
-from dangan.domain.states import RecordState
+from dangan.domain.states import IN_HOLDINGS, RecordState
 from dangan.services import audit
 from dangan.services.access import require, security_settings, visible
 from dangan.services.audit import event_view
@@ -57,7 +57,7 @@ def dashboard(app: Dangan, actor: Actor, *, recent: int = 8) -> dict[str, Any]:
             for st, n in c["states"].items():
                 states[st] = states.get(st, 0) + n
         filed_by_year = [{"year": y, "count": n} for y, n in s.execute(
-            select(Record.year, func.count()).where(seen, Record.state == RecordState.FILED.value, Record.year.is_not(None))
+            select(Record.year, func.count()).where(seen, Record.state.in_([st.value for st in IN_HOLDINGS]), Record.year.is_not(None))
             .group_by(Record.year).order_by(Record.year)).all()]
         files, size = s.execute(select(func.count(File.id), func.coalesce(func.sum(File.size), 0))
                                 .join(Record, Record.id == File.record_id).where(seen)).one()

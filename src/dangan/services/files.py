@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dangan.db.models import File, Record
-from dangan.domain.states import EDITABLE, RecordState
+from dangan.domain.states import EDITABLE, IN_HOLDINGS, RecordState
 from dangan.errors import Conflict, NotFound, Problems, StateError, ValidationFailed
 from dangan.formats.sniff import sniff, sniff_zip_names
 from dangan.services.access import get_visible_record, visible
@@ -174,7 +174,7 @@ def _check_can_add(rec: Record, reason: str) -> None:
     state = RecordState(rec.state)
     if state in EDITABLE:
         return
-    if state != RecordState.FILED:
+    if state not in IN_HOLDINGS:
         raise StateError(f"档案处于“{state.label}”状态，不能添加文件", code="RECORD_NOT_EDITABLE")
     if not reason.strip():
         raise ValidationFailed("已归档的档案只能追加新版本文件，必须写明原因（--reason）", code="REASON_REQUIRED",

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import io
 import tempfile
-from dataclasses import replace
 from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
 
 from dangan.db.models import Record
-from dangan.domain.states import RecordState
+from dangan.domain.states import IN_HOLDINGS
 from dangan.errors import StateError, ValidationFailed
 from dangan.services.access import get_visible_record, visible
 from dangan.services.context import Actor, Dangan
@@ -53,10 +52,12 @@ def catalogue(app: Dangan, actor: Actor, flt: RecordFilter, fmt: str = "xlsx") -
 
     if fmt not in ("xlsx", "pdf"):
         raise ValidationFailed("格式应为 xlsx 或 pdf", code="BAD_FORMAT")
-    flt = replace(flt, state=flt.state or RecordState.FILED.value)
+    in_holdings = not flt.state  # 已归档, with the records whose paper original is out on loan
     with app.uow(actor, "catalogue.export", "record") as uow:
         s = uow.session
         q = _filtered(s, flt, actor).where(Record.archival_code.is_not(None))
+        if in_holdings:
+            q = q.where(Record.state.in_([st.value for st in IN_HOLDINGS]))
         total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
         if fmt == "pdf" and total > MAX_PDF_ROWS:
             raise ValidationFailed(f"共 {total} 条，超过 PDF 目录的上限 {MAX_PDF_ROWS} 条；请按年度、保管期限或机构筛选后再打印（每次最多 {MAX_PDF_ROWS} 条），"

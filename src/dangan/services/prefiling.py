@@ -35,7 +35,7 @@ MAX_BATCH = 5000
 def _plan_view(p: FilingPlan, counts: dict[str, int] | None = None, today: dt.date | None = None) -> dict[str, Any]:
     today = today or dt.date.today()
     counts = counts or {}
-    done = counts.get(RecordState.FILED.value, 0)
+    done = counts.get(RecordState.FILED.value, 0) + counts.get(RecordState.ON_LOAN.value, 0)
     handed_in = done + counts.get(RecordState.PENDING.value, 0)
     days_left = (p.deadline - today).days
     complete = p.expected_count is not None and done >= p.expected_count

@@ -17,7 +17,7 @@ from dangan.domain.archival_code import CLASSIFIED, CodeTemplate
 from dangan.domain.presets import ARRANGEMENTS, STATE_SECRET_LEVELS
 from dangan.domain.retention import parse_retention
 from dangan.domain.schema import MetadataSchema
-from dangan.domain.states import EDITABLE, TRANSITIONS, RecordState, parse_state
+from dangan.domain.states import EDITABLE, IN_HOLDINGS, TRANSITIONS, RecordState, parse_state
 from dangan.errors import (
     Conflict,
     FieldProblem,
@@ -287,11 +287,11 @@ def update_record(app: Dangan, actor: Actor, record_id: int, changes: dict[str, 
         if expected_version is not None and rec.row_version != expected_version:
             raise StateError("该档案已被他人修改，请刷新后重新编辑", code="STALE_VERSION")
         state = RecordState(rec.state)
-        if state not in EDITABLE and state != RecordState.FILED:
+        if state not in EDITABLE and state not in IN_HOLDINGS:
             raise StateError(f"档案处于“{state.label}”状态，不能修改", code="RECORD_NOT_EDITABLE")
         schema = _schema(rec.category, rec.level)
         p = Problems()
-        if state == RecordState.FILED:
+        if state in IN_HOLDINGS:
             if not reason.strip():
                 p.add("reason", "REQUIRED", "修改已归档档案的著录必须写明原因", "修改原因")
             locked = sorted(set(changes) & CODE_FIELDS)

@@ -14,7 +14,7 @@ from dangan.domain.access import ACTION_LABELS, SCOPE_LABELS
 from dangan.domain.presets import ARRANGEMENTS
 from dangan.domain.retention import STANDARD_PERIODS, parse_retention
 from dangan.domain.schema import FIELD_TYPES, OBLIGATIONS
-from dangan.domain.states import STATE_LABELS, RecordState
+from dangan.domain.states import IN_HOLDINGS, STATE_LABELS, RecordState
 from dangan.errors import DanganError, NotFound, ValidationFailed
 from dangan.services import audit, browse, categories, files, fonds, prefiling, records
 from dangan.services.context import Actor, Dangan
@@ -245,7 +245,7 @@ def _detail(request: Request, dangan: Dangan, actor: Actor, record_id: int, *, n
         "rec": rec, "cat": cat, "fields": fields, "extra": extra, "children": children, "chain": chain,
         "rights": rights, "notice": notice, "error": error, "crumbs": crumbs, "roles": ROLE_LABELS,
         "editable": rec["state"] in (RecordState.PRE_FILING.value, RecordState.PENDING.value),
-        "stampable": rec["state"] == RecordState.FILED.value and bool(rec["archival_code"]) and rec["seq"] is not None
+        "stampable": rec["state"] in {st.value for st in IN_HOLDINGS} and bool(rec["archival_code"]) and rec["seq"] is not None
         and rec["level"] not in ("volume", "project", "group"),  # a volume has its 案卷封面 instead
         "is_volume": rec["level"] in ("volume", "project", "group"),
         "check_runs": check_runs,
