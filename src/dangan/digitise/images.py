@@ -40,6 +40,7 @@ from PIL import (
 )
 
 from dangan.errors import ValidationFailed
+from dangan.formats.pdfium_lock import PDFIUM
 
 COLOUR = "彩色"
 GREY = "灰度"
@@ -225,7 +226,8 @@ def iter_pages(
         try:
             import pypdfium2 as pdfium
 
-            pdf = pdfium.PdfDocument(fp)
+            with PDFIUM:
+                pdf = pdfium.PdfDocument(fp)
         except Exception as e:
             fp.close()
             why = "PDF 已加密，需先解密" if "password" in str(e).lower() else f"PDF 结构损坏（{_short(e)}）"
@@ -247,14 +249,15 @@ def page_count(path: str | Path | bytes, name: str = "") -> int:
         if kind == "PDF":
             import pypdfium2 as pdfium
 
-            try:
-                pdf = pdfium.PdfDocument(fp)
-            except Exception as e:
-                raise _unreadable(label, f"PDF 结构损坏（{_short(e)}）") from e
-            try:
-                return len(pdf)
-            finally:
-                pdf.close()
+            with PDFIUM:
+                try:
+                    pdf = pdfium.PdfDocument(fp)
+                except Exception as e:
+                    raise _unreadable(label, f"PDF 结构损坏（{_short(e)}）") from e
+                try:
+                    return len(pdf)
+                finally:
+                    pdf.close()
         im = _open_pil(fp, kind, label)
         if kind != "TIFF":
             return 1
@@ -275,37 +278,38 @@ def scan_properties(path: str | Path | bytes, name: str = "") -> dict[str, Any]:
         if kind == "PDF":
             import pypdfium2 as pdfium
 
-            try:
-                pdf = pdfium.PdfDocument(fp)
-            except Exception as e:
-                raise _unreadable(label, f"PDF 结构损坏（{_short(e)}）") from e
-            try:
-                props["pages"] = len(pdf)
-                meta = pdf.get_metadata_dict(skip_empty=True)
-                if len(pdf):
-                    page = pdf[0]
-                    try:
-                        w_pt, h_pt = page.get_size()
-                        dpi, colour, compression, bits = _pdf_page_info(page)
-                        if compression == "CCITT":
-                            ck = _CcittKind(path)
-                            compression = ck(0)
-                            ck.close()
-                    finally:
-                        page.close()
-                    d = dpi or PDF_DEFAULT_DPI
-                    props.update(
-                        width=round(w_pt / 72 * d),
-                        height=round(h_pt / 72 * d),
-                        dpi=[dpi, dpi] if dpi else None,
-                        colour=colour,
-                        compression=compression,
-                        bits=bits,
-                    )
-                props["software"] = " / ".join(v for k, v in meta.items() if k in ("Creator", "Producer"))
-                props["created"] = meta.get("CreationDate", "")
-            finally:
-                pdf.close()
+            with PDFIUM:
+                try:
+                    pdf = pdfium.PdfDocument(fp)
+                except Exception as e:
+                    raise _unreadable(label, f"PDF 结构损坏（{_short(e)}）") from e
+                try:
+                    props["pages"] = len(pdf)
+                    meta = pdf.get_metadata_dict(skip_empty=True)
+                    if len(pdf):
+                        page = pdf[0]
+                        try:
+                            w_pt, h_pt = page.get_size()
+                            dpi, colour, compression, bits = _pdf_page_info(page)
+                            if compression == "CCITT":
+                                ck = _CcittKind(path)
+                                compression = ck(0)
+                                ck.close()
+                        finally:
+                            page.close()
+                        d = dpi or PDF_DEFAULT_DPI
+                        props.update(
+                            width=round(w_pt / 72 * d),
+                            height=round(h_pt / 72 * d),
+                            dpi=[dpi, dpi] if dpi else None,
+                            colour=colour,
+                            compression=compression,
+                            bits=bits,
+                        )
+                    props["software"] = " / ".join(v for k, v in meta.items() if k in ("Creator", "Producer"))
+                    props["created"] = meta.get("CreationDate", "")
+                finally:
+                    pdf.close()
         else:
             im = _open_pil(fp, kind, label)
             props["pages"] = _tiff_frames(im) if kind == "TIFF" else 1
@@ -844,11 +848,16 @@ class _CcittKind:
 
 def _pdf_pages(pdf: Any, fp: IO[bytes], ccitt: _CcittKind, max_side: int, max_pixels: int) -> Iterator[PageImage]:
     try:
-        for index in range(len(pdf)):
-            yield _pdf_page(pdf, index, max_side, max_pixels, ccitt)
+        with PDFIUM:
+            n = len(pdf)
+        for index in range(n):
+            with PDFIUM:  # one page at a time: other threads may use PDFium between pages
+                page = _pdf_page(pdf, index, max_side, max_pixels, ccitt)
+            yield page
     finally:
         ccitt.close()
-        pdf.close()
+        with PDFIUM:
+            pdf.close()
         fp.close()
 
 

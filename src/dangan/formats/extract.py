@@ -37,7 +37,6 @@ from __future__ import annotations
 import codecs
 import os
 import re
-import threading
 import time
 import unicodedata
 import zipfile
@@ -49,6 +48,7 @@ from typing import Any
 
 from lxml import etree
 
+from dangan.formats.pdfium_lock import PDFIUM
 from dangan.formats.results import Identification, Validation
 
 # -- results ---------------------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ MAX_MARKUP_BYTES = 64 * 1024 * 1024     # an XML/HTML file is parsed as a whole 
 MAX_EMAIL_BYTES = 64 * 1024 * 1024
 _CHUNK = 256 * 1024
 
-_PDFIUM_LOCK = threading.Lock()
+_PDFIUM_LOCK = PDFIUM  # shared with every other user of PDFium (formats.pdfium_lock)
 
 
 class _Fail(Exception):

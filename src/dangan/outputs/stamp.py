@@ -287,11 +287,14 @@ def _blank_spot(data: bytes, vw: float, vh: float, w: float, h: float, margin: f
     try:
         import pypdfium2 as pdfium
 
-        doc = pdfium.PdfDocument(data)
-        try:
-            img = doc[0].render(scale=1.0, grayscale=True).to_pil().convert("L")
-        finally:
-            doc.close()
+        from dangan.formats.pdfium_lock import PDFIUM
+
+        with PDFIUM:
+            doc = pdfium.PdfDocument(data)
+            try:
+                img = doc[0].render(scale=1.0, grayscale=True).to_pil().convert("L")
+            finally:
+                doc.close()
     except Exception:  # pdfium is stricter than qpdf on some damaged files: keep the default spot
         return default
     sx, sy = img.width / vw, img.height / vh
