@@ -457,6 +457,8 @@ def get_batch(app: Dangan, actor: Actor, batch_id: int, *, pages: bool = True) -
         files = {f.id: f for f in s.scalars(select(ScanFile).where(ScanFile.batch_id == b.id))}
         recs = _records(s, actor, {p.record_id for p in all_pages if p.record_id})
         view["issues"] = _issues(s, actor, b, all_pages, files, recs)
+        view["counts"]["unreadable"] = sum(1 for p in all_pages if p.is_current and any(
+            f.get("code") == "UNREADABLE" for f in p.flags or []))
         view["blocking"] = [i for i in view["issues"] if i["severity"] == "block"]
         view["inspection_state"] = _inspection_state(b, all_pages)
         view["outputs"] = _outputs(s, b.id)
@@ -1494,7 +1496,7 @@ def accept_batch(app: Dangan, actor: Actor, batch_id: int, *, overrides: list[st
             if f"no_record:{p.archival_code}" in overrides:
                 continue
             groups.setdefault(p.record_id, []).append(p)  # type: ignore[arg-type]
-        why = f"纸质档案数字化成果挂接（数字化批次 #{b.id}）" + (f"：{reason}" if reason else "")
+        why = f"纸质档案数字化成果挂接（数字化批次 #{b.id}）"
         for rid, ps in sorted(groups.items()):
             ps = _ordered(ps)
             rec = get_visible_record(s, actor, rid, "file.add", lock=True)
@@ -1508,11 +1510,14 @@ def accept_batch(app: Dangan, actor: Actor, batch_id: int, *, overrides: list[st
                 if sf not in masters:
                     masters.append(sf)
             new_files, blobs, kinds = [], [], []
+            names = set(s.scalars(select(File.name).where(File.record_id == rid)))
             for sf in masters:
                 if sf.sha256 in have:
                     continue
                 have.add(sf.sha256)
-                new_files.append(NewFile(_master_name(sf), io.BytesIO(b""), role="scan", media_type=sf.media_type))
+                name = _master_name(sf, rec.archival_code, names)
+                names.add(name)
+                new_files.append(NewFile(name, io.BytesIO(b""), role="scan", media_type=sf.media_type))
                 blobs.append(_blob_info(app, sf.storage_key, sf.sha256, sf.sm3, sf.size))
                 kinds.append(("scan", sf))
             out = outputs.get(rid)
@@ -1551,12 +1556,23 @@ def accept_batch(app: Dangan, actor: Actor, batch_id: int, *, overrides: list[st
     return {"batch": get_batch(app, actor, batch_id, pages=False), "records": records_done, "files": files_added}
 
 
-def _master_name(sf: ScanFile) -> str:
-    """A file name without folders: `<档号>-<页号>.ext` for a page in a folder per 档号, the base name otherwise."""
+def _master_name(sf: ScanFile, code: str | None, taken: set[str]) -> str:
+    """The master's name in the record, per DA/T 31: `<档号>-<页号>.ext` for one page, `<档号>.ext` for a file of
+    all pages (the name it came with is kept on the batch). A second image of the same page gets "-2"."""
     base = sf.name.rsplit("/", 1)[-1]
-    if sf.layout == "folder" and sf.archival_code:
-        base = f"{sf.archival_code}-{Path(base).stem}{Path(base).suffix.lower()}"
-    return base.replace("\\", "_")[:255]
+    ext = Path(base).suffix.lower()
+    if not code:
+        name = base
+    elif sf.layout == "multi" or sf.page_count > 1:
+        name = f"{code}{ext}"
+    else:
+        name = f"{code}-{(sf.first_page or 1):04d}{ext}"
+    name = name.replace("\\", "_").replace("/", "_")[:240]
+    stem, n = name, 2
+    while name in taken:
+        name = f"{Path(stem).stem}-{n}{Path(stem).suffix}"
+        n += 1
+    return name
 
 
 def _blob_info(app: Dangan, key: str, sha256: str, sm3: str, size: int) -> BlobInfo:

@@ -97,20 +97,23 @@ def scan_job(request: Request, job_id: str, dangan: Dangan = Depends(get_dangan)
 def _steps(v: dict[str, Any]) -> list[dict[str, Any]]:
     c, ins = v["counts"], v["inspection_state"]
     kinds = {i["kind"] for i in v["issues"]}
+    readable = c["pages"] - c.get("unreadable", 0)
+    accepted = v["status"] == "accepted"
     done = {
         "import": True,
-        "qc": c["pages"] > 0 and c["pending"] == 0,
-        "rework": c["pending"] == 0 and c["failing"] == 0,
-        "sample": ins["verdict"] == "合格",
-        "ocr": "ocr" not in kinds and c["ocr"] > 0,
+        "qc": c["pages"] > 0 and c["pending"] == 0 or accepted,
+        "rework": c["pending"] == 0 and c["failing"] == 0 or accepted,
+        "sample": ins["verdict"] == "合格" or accepted,
+        "ocr": "ocr" not in kinds and c["ocr"] > 0 or accepted,
         "accept": v["status"] == "accepted",
     }
     notes = {
         "import": f"{v['summary'].get('files', 0)} 个文件",
         "qc": f"未检查 {c['pending']} 页" if c["pending"] else "已完成",
-        "rework": f"待返工 {c['failing']} 页" if c["failing"] else (f"已替换 {c['replaced']} 页" if c["replaced"] else "无"),
+        "rework": (f"放行 {c['failing']} 页" if accepted else f"待返工 {c['failing']} 页") if c["failing"]
+        else (f"已替换 {c['replaced']} 页" if c["replaced"] else "无"),
         "sample": ins["verdict"] or (f"已判定 {ins['checked']}/{ins['sampled']}" if ins["drawn"] else "未抽检"),
-        "ocr": f"已识别 {c['ocr']}/{c['pages']} 页",
+        "ocr": f"已识别 {c['ocr']}/{readable} 页" + (f"（{c['unreadable']} 页无法读取）" if c.get("unreadable") else ""),
         "accept": "已挂接" if v["status"] == "accepted" else "未挂接",
     }
     out, current_set = [], False
