@@ -262,8 +262,11 @@ EXPECT: dict[str, Any] = {
     "POST /api/v1/packages/import": IMPORTERS,      # not a package: let in, then 422 (nothing stored)
     # 检索 API (api/search.py)
     "GET /api/v1/search": only("head", "dangan", "bgs", "cwk", "leader", "reader", "token"),
-    "GET /api/v1/search/status": only("head", "dangan", "bgs", "cwk", "leader", "reader", "token"),
+    "GET /api/v1/search/status": only("sysadmin", "head", "dangan", "bgs", "cwk", "leader", "reader", "token"),
     "POST /api/v1/search/reindex": only("sysadmin", "head", "dangan"),
+    "GET /search/index": only("sysadmin", "head", "dangan"),             # search.reindex: counts, own-trimmed list
+    "GET /search/index/jobs/{job_id}": only(),  # the world's job is an import: not an index job for anyone
+    "POST /search/index/reindex": only("sysadmin", "head", "dangan"),
     # 利用 API (api/requests.py). The requests the routes decide are made by `_access_requests`: `target` (a
     # reader of no department) asks for a certificate of V, which the 档案部门负责人 alone approves.
     "GET /api/v1/requests": LOGIN_API,                        # one's own requests (an empty list for most)

@@ -48,3 +48,16 @@ def test_reader_never_sees_hidden_records_in_search(as_user, served) -> None:  #
     assert t_reader <= t_head
     levels = reader.locator(".search-facets .facet").filter(has_text="密级").inner_text()
     assert "秘密" not in levels and "机密" not in levels
+
+
+def test_index_page_reindex_with_live_status(as_user, served) -> None:  # type: ignore[no-untyped-def]
+    served[1].indexer.flush()
+    pg = as_user("dangan")
+    pg.goto("/search/index")
+    assert pg.locator("h1").inner_text() == "检索索引"
+    assert "当前检索引擎" in pg.locator(".lead").inner_text()
+    shot(pg, "search-03-index")
+    pg.click("#run-reindex")
+    pg.wait_for_selector("#capture-job .alert.ok", timeout=60_000)  # the page follows the job to its end
+    assert "更新索引" in pg.locator("#capture-job h2").inner_text()
+    shot(pg, "search-04-reindexed")

@@ -71,7 +71,7 @@ from dangan.search import (
     to_tsquery,
 )
 from dangan.search.segment import normalize_archival_code
-from dangan.services.access import Trim, require, trim_clause, trim_for
+from dangan.services.access import Trim, require, trim_clause, trim_for, visible
 from dangan.services.context import Actor, Dangan
 from dangan.services.views import iso
 
@@ -875,8 +875,9 @@ def _snippets(s: Session, ids: list[int], terms: list[str]) -> dict[int, dict[st
 
 
 def index_status(app: Dangan, actor: Actor) -> dict[str, Any]:
-    """How complete the index is: records indexed, files with text, by extraction status."""
-    require(actor, "record.read")
+    """How complete the index is: records indexed, files with text, by extraction status (counts only)."""
+    if actor.scope_for("search.reindex") is None:
+        require(actor, "record.read")
     with app.read_sessions() as s:
         records = s.scalar(select(func.count()).select_from(Record).where(Record.state != "destroyed")) or 0
         indexed = s.scalar(select(func.count()).select_from(SearchDoc)) or 0
@@ -889,6 +890,27 @@ def index_status(app: Dangan, actor: Actor) -> dict[str, Any]:
     return {"records": records, "indexed": indexed, "stale": stale, "files": files,
             "files_with_text_status": by_status, "files_pending": max(0, files - sum(by_status.values())),
             "seg_version": SEGMENTATION_VERSION, "engine": engine}
+
+
+TEXT_PROBLEMS = ("unreadable", "unsupported")
+
+
+def text_problems(app: Dangan, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
+    """Files whose text could not be extracted (unreadable, unsupported), newest first, among the records the
+    actor may read: what the operator must look at (a damaged file is recorded, never silently skipped)."""
+    require(actor, "search.reindex")
+    with app.read_sessions() as s:
+        rows = s.execute(select(File.id, File.name, File.record_id, Record.archival_code, Record.title, FileText.status,
+                                FileText.message, FileText.extracted_at)
+                         .join(FileText, FileText.file_id == File.id).join(Record, Record.id == File.record_id)
+                         .where(FileText.status.in_(TEXT_PROBLEMS), File.is_current, visible(s, actor, "record.read"))
+                         .order_by(FileText.extracted_at.desc(), File.id.desc()).limit(max(1, min(limit, 1000)))).all()
+    return [{"file_id": fid, "file_name": name, "record_id": rid, "archival_code": code, "title": title,
+             "status": st, "status_label": TEXT_STATUS_LABELS.get(st, st), "message": msg, "extracted_at": iso(at)}
+            for fid, name, rid, code, title, st, msg, at in rows]
+
+
+TEXT_STATUS_LABELS = {"ok": "已提取", "empty": "无文字", "unreadable": "无法读取", "unsupported": "格式不支持"}
 
 
 def _engine_status(app: Dangan, s: Session) -> dict[str, Any]:

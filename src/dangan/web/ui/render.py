@@ -59,6 +59,7 @@ NAV = [
     ("checks", "四性检测", "/checks", "shield", ("check.run",), "安全与保存"),
     ("schemes", "检测方案", "/check-schemes", "grid", ("check.run",), "安全与保存"),
     ("preservation", "长期保存", "/preservation", "clock", ("fixity.run",), "安全与保存"),
+    ("search_index", "检索索引", "/search/index", "list", ("search.reindex",), "安全与保存"),
     ("api", "接口文档", "/api/v1/docs", "code", (), "集成"),
 ]
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
 
-from dangan.errors import DanganError
+from dangan.errors import DanganError, NotFound
 from dangan.services import fonds as fonds_svc
+from dangan.services import jobs
 from dangan.services import search as search_svc
 from dangan.services.context import Actor, Dangan
 from dangan.web.api.search import search_filter
 from dangan.web.deps import current_actor, get_dangan, require_any
+from dangan.web.ui.capture import form_data
 from dangan.web.ui.render import csrf_guard, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
@@ -43,3 +46,48 @@ def search_page(request: Request, q: str = Query("", max_length=10_000), partial
            "fonds_list": fonds_svc.list_fonds(dangan, actor), "filter_keys": FILTER_KEYS, "cursor": cursor}
     return render(request, "search_results.html" if partial else "search.html", ctx, active="search",
                   status=error.status if error else 200)
+
+
+# ---------------------------------------------------------------- 检索索引: completeness, unreadable files, reindex
+
+
+def _index_page(request: Request, dangan: Dangan, actor: Actor, job: dict[str, Any] | None = None) -> Response:
+    require_any(request, actor, "search.reindex")
+    st = search_svc.index_status(dangan, actor)
+    recent = [j for j in jobs.list_jobs(dangan, actor, limit=50) if j["kind"] == "reindex"][:5]
+    running = next((j for j in recent if not j["finished"]), None)
+    return render(request, "search_index.html", {"st": st, "problems": search_svc.text_problems(dangan, actor),
+                                                 "job": job or running, "recent": recent}, active="search_index")
+
+
+@router.get("/search/index", response_class=HTMLResponse)
+def search_index_page(request: Request, dangan: Dangan = Depends(get_dangan),
+                      actor: Actor = Depends(current_actor)) -> Response:
+    return _index_page(request, dangan, actor)
+
+
+@router.get("/search/index/jobs/{job_id}", response_class=HTMLResponse)
+def search_index_job(request: Request, job_id: str, dangan: Dangan = Depends(get_dangan),
+                     actor: Actor = Depends(current_actor)) -> Response:
+    require_any(request, actor, "search.reindex")
+    job = jobs.get_job(dangan, actor, job_id[:32])
+    if job["kind"] != "reindex":
+        raise NotFound(f"索引任务 {job_id[:32]} 不存在", code="JOB_NOT_FOUND")
+    return _index_page(request, dangan, actor, job)
+
+
+@router.post("/search/index/reindex")
+def search_index_reindex(request: Request, form: FormData = Depends(form_data), dangan: Dangan = Depends(get_dangan),
+                         actor: Actor = Depends(current_actor)) -> Response:
+    require_any(request, actor, "search.reindex")
+    full = form.get("full") == "1"
+    jid = jobs.create_job(dangan, actor, "reindex", {"full": full})
+
+    def work(prog: jobs.Progress) -> dict[str, Any]:
+        def step(phase: str, n: int, total: int) -> None:
+            prog.update(total=total, processed=n)
+
+        return search_svc.reindex(dangan, actor, full=full, progress=step)
+
+    request.app.state.jobs.capture.start(dangan, jid, work)
+    return RedirectResponse(f"/search/index/jobs/{jid}", status_code=303)
