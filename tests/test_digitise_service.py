@@ -189,6 +189,18 @@ def test_names_per_da_t_31() -> None:
     assert dg.clean_upload_name("文件夹\\0001.jpg") == "文件夹/0001.jpg"
 
 
+def test_a_code_written_with_other_separators_still_links(world: Any, tmp_path: Path) -> None:
+    """Scanning software that cannot write "·" puts "." or "_" instead: linked all the same (separators ignored)."""
+    code = world["code"]["E"]
+    save(text_page(["分隔符不同"]), tmp_path / f"{code.replace('·', '.')}-0001.jpg")
+    save(text_page(["分隔符不同"]), tmp_path / f"{code.replace('·', '_')}_0002.jpg")
+    sources, _ = dg.sources_from_dir(tmp_path)
+    b = dg.import_batch(world["app"], world["arch"], sources, fonds="Z109")
+    pages = _pages(world["app"], b["id"])
+    assert {(p.record_id, p.archival_code, p.page_no) for p in pages} == {(world["recs"]["E"]["id"], code, 1),
+                                                                         (world["recs"]["E"]["id"], code, 2)}
+
+
 def test_nothing_to_take_in(world: Any, tmp_path: Path) -> None:
     (tmp_path / "readme.txt").write_text("x")
     sources, skipped = dg.sources_from_dir(tmp_path)

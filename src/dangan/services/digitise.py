@@ -694,15 +694,16 @@ def _match_records(s: Session, actor: Actor, fonds_id: int, category_id: int | N
             out[code] = (rid, code)
     rest = {c for c in codes_l if c not in out}
     if rest:
-        keys = {code_key(c): c for c in rest}
+        keys: dict[str, list[str]] = {}
+        for c in rest:
+            keys.setdefault(code_key(c), []).append(c)
         q = select(Record.id, Record.archival_code).where(Record.fonds_id == fonds_id, Record.archival_code.is_not(None),
                                                           visible(s, actor))
         if category_id is not None:
             q = q.where(Record.category_id == category_id)
         for rid, code in s.execute(q):
-            c = keys.get(code_key(code))
-            if c is not None and c not in out:
-                out[c] = (rid, code)
+            for c in keys.get(code_key(code), []):
+                out.setdefault(c, (rid, code))
     return out
 
 
