@@ -300,9 +300,11 @@ class TantivyIndex:
             return tantivy.Query.term_query(self.schema, field, vals[0])
         return tantivy.Query.term_set_query(self.schema, field, vals)
 
-    def compile(self, root: Any, conditions: dict[str, Any]) -> Any:
-        """The text query AND every condition: {field: [values]} (any of) or {field: (lo, hi)} (inclusive)."""
-        must = [self._node(root)]
+    def compile(self, root: Any, conditions: dict[str, Any], *, scoring: bool = True) -> Any:
+        """The text query AND every condition: {field: [values]} (any of) or {field: (lo, hi)} (inclusive).
+        Without scoring (counts and facets) the text query matches without computing BM25."""
+        text_q = self._node(root)
+        must = [text_q if scoring else tantivy.Query.const_score_query(text_q, 1.0)]
         for name, cond in conditions.items():
             if isinstance(cond, tuple):
                 lo, hi = cond
@@ -312,15 +314,23 @@ class TantivyIndex:
                 must.append(self._in(name, cond))
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, m) for m in must])
 
-    def run(self, query: Any, *, sort: str, offset: int, limit: int, facets: bool) -> dict[str, Any]:
+    def run(self, query: Any, *, sort: str, offset: int, limit: int, facets: bool = False,
+            count: bool = False) -> dict[str, Any]:
+        """A page of hits (limit 0: none); with count, their total (a full pass: the page alone may skip most
+        of the postings); with facets, the counts per value of each facet field and the total (one pass)."""
         s = self.searcher()
-        if sort == "relevance":
-            res = s.search(query, limit, count=not facets, offset=offset)
-        else:
-            order = tantivy.Order.Desc if sort == "date" else tantivy.Order.Asc
-            res = s.search(query, limit, count=not facets, order_by_field="dkey", offset=offset, order=order)
-        hits = [(s.doc(addr)["id"][0], key) for key, addr in res.hits]
-        out: dict[str, Any] = {"hits": hits, "total": res.count if not facets else None, "facets": None}
+        hits: list[tuple[int, Any]] = []
+        total = None
+        if limit > 0 or (count and not facets):
+            if sort == "relevance":
+                res = s.search(query, max(limit, 1), count=count and not facets, offset=offset)
+            else:
+                order = tantivy.Order.Desc if sort == "date" else tantivy.Order.Asc
+                res = s.search(query, max(limit, 1), count=count and not facets, order_by_field="dkey",
+                               offset=offset, order=order)
+            hits = [(s.doc(addr)["id"][0], key) for key, addr in res.hits][:limit]
+            total = res.count if count and not facets else None
+        out: dict[str, Any] = {"hits": hits, "total": total, "facets": None}
         if facets:
             aggs = {f: {"terms": {"field": f, "size": 100_000}} for f in ("cat", "dept", "year", "ret", "sec", "state")}
             raw = s.aggregate(query, aggs)

@@ -611,16 +611,16 @@ def _tantivy_page(idx: Any, s: Session, query: Any, trim: Trim, flt: SearchFilte
             page_conds["dkey"] = (-(2**62), value - 1)
         else:
             page_conds["dkey"] = (value + 1, 2**62)
-    res = idx.run(idx.compile(query.root, page_conds), sort=sort, offset=offset, limit=limit + 1,
-                  facets=False)
-    total, counts = 0, None
+    # the page never counts (tantivy may then skip most postings); the total comes with the facets, or alone
+    res = idx.run(idx.compile(query.root, page_conds), sort=sort, offset=offset, limit=limit + 1)
+    counts = None
     if facets:
-        agg = idx.run(idx.compile(query.root, conds), sort="relevance", offset=0, limit=1, facets=True)
+        agg = idx.run(idx.compile(query.root, conds, scoring=False), sort="relevance", offset=0, limit=0,
+                      facets=True)
         total, counts = agg["total"], agg["facets"]
-    elif not cursor:
-        total = res["total"]
     else:
-        total = idx.run(idx.compile(query.root, conds), sort="relevance", offset=0, limit=1, facets=False)["total"]
+        total = idx.run(idx.compile(query.root, conds, scoring=False), sort="relevance", offset=0, limit=0,
+                        count=True)["total"]
     hits = res["hits"]
     nxt = None
     if len(hits) > limit:
