@@ -121,6 +121,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
     # G: a blank page (an image of no text) and a skewed page
     save(Image.new("L", (827, 1169), 255), scans / f"{code['G']}-0001.png", "PNG")
     save(text_page(body, angle=3.0), scans / f"{code['G']}-0002.jpg")
+    (scans / f"{code['G']}-0003.jpg").write_bytes((CORPUS / "scans" / "rapidocr-exif-rotated.jpg").read_bytes())
     # a name that matches no record, and a file that is no image
     save(text_page(["无主页面"]), scans / "Z109-WS·2024-D30-BGS-9999-0001.jpg")
     (scans / "说明.txt").write_text("扫描说明", encoding="utf-8")
@@ -151,7 +152,7 @@ def _page(app: Dangan, batch_id: int, code: str, page_no: int, current: bool = T
 def test_intake_stores_masters_links_by_code_and_lists_mismatches(world: Any) -> None:
     app, arch, code, b = world["app"], world["arch"], world["code"], world["batch"]
     rid = {k: r["id"] for k, r in world["recs"].items()}
-    assert b["status"] == "open" and b["summary"]["files"] == 12
+    assert b["status"] == "open" and b["summary"]["files"] == 13
     assert b["summary"]["gbk_names"] == 2  # the folder per 档号 named in GBK
     assert [s["name"] for s in b["summary"]["skipped"]] == ["说明.txt"]
     with app.read_sessions() as s:
@@ -270,43 +271,79 @@ def checked(world: Any) -> Any:
     return world
 
 
-def test_qc_flags_every_bad_page_and_keeps_the_dat46_properties(checked: Any) -> None:
-    app, arch, code, b = checked["app"], checked["arch"], checked["code"], checked["batch"]
+def _codes(w: Any, k: str, n: int) -> set[str]:
+    return {f["code"] for f in _page(w["app"], w["batch"]["id"], w["code"][k], n).flags}
+
+
+def test_qc_runs_as_a_job_with_progress_and_says_when_there_is_nothing_left(checked: Any) -> None:
     assert checked["qc_progress"][-1][0] == checked["qc_progress"][-1][1] == checked["qc"]["checked"]
+    with pytest.raises(StateError) as e:  # nothing new to check: a clear answer, not an empty job
+        dg.prepare_qc(checked["app"], checked["arch"], checked["batch"]["id"])
+    assert e.value.code == "QC_NOTHING_TO_DO"
 
-    def codes(k: str, n: int) -> set[str]:
-        return {f["code"] for f in _page(app, b["id"], code[k], n).flags}
 
-    assert "UNREADABLE" in codes("B", 2) and _page(app, b["id"], code["B"], 2).qc_status == "fail"
-    assert _page(app, b["id"], code["B"], 1).qc_status in ("ok", "warn")  # the TIFF's other pages are fine
-    assert "UNREADABLE" in codes("F", 1) and "UNREADABLE" in codes("F", 2)  # corrupt and truncated JPEGs
-    assert "TINY" in codes("E", 1)  # the 1-pixel image: flagged (a warning per the QC settings), never 合格
-    assert _page(app, b["id"], code["E"], 1).qc_status != "ok"
-    assert "BLANK" in codes("G", 1)
-    skewed = _page(app, b["id"], code["G"], 2)
-    assert "SKEW" in {f["code"] for f in skewed.flags} and abs(skewed.qc["skew"]) > 2
-    dups = [p for p in _pages(app, b["id"]) if p.archival_code == code["A"] and p.page_no == 2]
-    assert any("DUPLICATE" in {f["code"] for f in p.flags} for p in dups)
-    # per page 数字化属性 and an access copy that is deskewed; the master is untouched
+def test_multipage_tiff_with_one_broken_page(checked: Any) -> None:
+    app, b, code = checked["app"], checked["batch"], checked["code"]
+    assert "UNREADABLE" in _codes(checked, "B", 2) and _page(app, b["id"], code["B"], 2).qc_status == "fail"
+    for n in (1, 3):  # the file's other pages are read and checked as usual
+        assert _page(app, b["id"], code["B"], n).qc_status in ("ok", "warn")
     p = _page(app, b["id"], code["B"], 1)
     assert (p.width, p.height, p.dpi, p.colour, p.compression) == (827, 1169, 300, "灰度", "LZW")
-    access = dg.page_image(app, arch, skewed.id)
-    with Image.open(access) as im:
+
+
+def test_corrupt_and_truncated_images_are_unreadable(checked: Any) -> None:
+    assert "UNREADABLE" in _codes(checked, "F", 1)  # the corpus JPEG with bytes removed
+    assert "UNREADABLE" in _codes(checked, "F", 2)  # half a JPEG
+    with pytest.raises(NotFound) as e:
+        dg.page_image(checked["app"], checked["arch"], _page(checked["app"], checked["batch"]["id"],
+                                                             checked["code"]["F"], 1).id)
+    assert e.value.code == "PAGE_UNREADABLE"
+
+
+def test_a_one_pixel_image(checked: Any) -> None:
+    assert "TINY" in _codes(checked, "E", 1)  # flagged (a warning per the QC settings), never 合格
+    assert _page(checked["app"], checked["batch"]["id"], checked["code"]["E"], 1).qc_status != "ok"
+
+
+def test_an_image_of_no_text_is_a_blank_page(checked: Any) -> None:
+    app, arch, b, code = checked["app"], checked["arch"], checked["batch"], checked["code"]
+    blank = _page(app, b["id"], code["G"], 1)
+    assert "BLANK" in _codes(checked, "G", 1) and blank.qc_status == "fail"
+    assert dg.declare_blank(app, arch, b["id"], blank.id, True, "原件背面空白")["qc_status"] in ("ok", "warn")
+    assert dg.declare_blank(app, arch, b["id"], blank.id, False)["qc_status"] == "fail"
+
+
+def test_a_skewed_page_is_measured_and_deskewed_on_the_access_copy_only(checked: Any) -> None:
+    import hashlib
+
+    app, arch, b, code = checked["app"], checked["arch"], checked["batch"], checked["code"]
+    skewed = _page(app, b["id"], code["G"], 2)
+    assert "SKEW" in {f["code"] for f in skewed.flags} and abs(skewed.qc["skew"]) > 2
+    with Image.open(dg.page_image(app, arch, skewed.id)) as im:
         assert im.size != (827, 1169)  # rotated back with the canvas expanded
     with app.read_sessions() as s:
         sf = s.get(ScanFile, skewed.file_id)
-    assert app.store.exists(sf.storage_key)
-    import hashlib
-
-    with app.store.open(sf.storage_key) as fh:
+    with app.store.open(sf.storage_key) as fh:  # the master is untouched
         assert hashlib.sha256(fh.read()).hexdigest() == sf.sha256
-    thumb = dg.page_image(app, arch, p.id, "thumb")
-    with Image.open(thumb) as im:
+    with Image.open(dg.page_image(app, arch, skewed.id, "thumb")) as im:
         assert max(im.size) <= 320
-    # nothing new to check: a clear answer, not an empty job
-    with pytest.raises(StateError) as e:
-        dg.prepare_qc(app, arch, b["id"])
-    assert e.value.code == "QC_NOTHING_TO_DO"
+
+
+def test_a_page_stored_upside_down_comes_out_upright(checked: Any) -> None:
+    app, arch, b, code = checked["app"], checked["arch"], checked["batch"], checked["code"]
+    p = _page(app, b["id"], code["G"], 3)  # the corpus JPEG with EXIF Orientation=3
+    assert p.qc["orientation_applied"] == 3
+    with Image.open(CORPUS / "scans" / "rapidocr-exif-rotated.jpg") as raw, Image.open(dg.page_image(app, arch, p.id)) as im:
+        assert im.size == raw.size  # turned 180°: same size, upright pixels (the OCR module reads it as text)
+
+
+def test_duplicate_pages(checked: Any) -> None:
+    app, b, code = checked["app"], checked["batch"], checked["code"]
+    dups = [p for p in _pages(app, b["id"]) if p.archival_code == code["A"] and p.page_no == 2]
+    flagged = [p for p in dups if "DUPLICATE" in {f["code"] for f in p.flags}]
+    assert len(dups) == 2 and len(flagged) == 1
+    other = next(p for p in dups if p is not flagged[0])
+    assert next(f for f in flagged[0].flags if f["code"] == "DUPLICATE")["page_id"] == other.id
 
 
 def test_report_lists_every_page(checked: Any) -> None:
