@@ -775,7 +775,7 @@ def import_batch(app: Dangan, actor: Actor, sources: list[ScanSource], *, fonds:
             skipped.append(Skipped(src.name, e.message, e.code, blocking=True))
             continue
         media_type, format_name = identify(src.name, blob.head, None)
-        st = _Stored(src, blob, media_type, format_name)
+        st = _Stored(src, dataclasses.replace(blob, head=b""), media_type, format_name)  # bounded memory
         _inspect_blob(app, st)
         stored.append(st)
         if progress:
@@ -1487,6 +1487,10 @@ def accept_batch(app: Dangan, actor: Actor, batch_id: int, *, overrides: list[st
         s = uow.session
         b = _batch(s, batch_id, lock=True)
         _check_open(b)
+        job = s.get(CaptureJob, b.job_id) if b.job_id else None
+        if job is not None and job.status in ("queued", "running"):
+            raise Conflict(f"批次 #{batch_id} 正在进行“{jobs.KIND_LABELS.get(job.kind, job.kind)}”，请等它结束后再挂接",
+                           code="JOB_RUNNING", detail={"job_id": job.id})
         pages = list(s.scalars(select(ScanPage).where(ScanPage.batch_id == b.id, ScanPage.is_current,
                                                       ScanPage.record_id.is_not(None))))
         sfiles = {f.id: f for f in s.scalars(select(ScanFile).where(ScanFile.batch_id == b.id))}
