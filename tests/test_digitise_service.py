@@ -202,6 +202,19 @@ def test_a_code_written_with_other_separators_still_links(world: Any, tmp_path: 
                                                                          (world["recs"]["E"]["id"], code, 2)}
 
 
+def test_a_scanned_pdf_named_by_its_code_holds_every_page(world: Any, tmp_path: Path) -> None:
+    code = world["code"]["D"]
+    pages = [text_page(GOV_LINES).convert("RGB"), text_page(["附件", "数字化工作方案", "一、总体要求"], font_px=40).convert("RGB")]
+    pages[0].save(tmp_path / f"{code}.pdf", "PDF", save_all=True, append_images=pages[1:], resolution=300)
+    sources, _ = dg.sources_from_dir(tmp_path)
+    b = dg.import_batch(world["app"], world["arch"], sources, fonds="Z109")
+    [f] = dg.get_batch(world["app"], world["arch"], b["id"])["files"]
+    assert f["page_count"] == 2 and f["archival_code"] == code
+    dg.run_qc(world["app"], world["arch"], b["id"])
+    got = [(p.page_no, p.index, p.dpi, p.qc_status) for p in _pages(world["app"], b["id"])]
+    assert [g[:2] for g in got] == [(1, 0), (2, 1)] and all(g[3] in ("ok", "warn") for g in got)
+
+
 def test_nothing_to_take_in(world: Any, tmp_path: Path) -> None:
     (tmp_path / "readme.txt").write_text("x")
     sources, skipped = dg.sources_from_dir(tmp_path)
