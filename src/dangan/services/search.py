@@ -158,10 +158,14 @@ def index_records(app: Dangan, record_ids: Iterable[int]) -> int:
     return n
 
 
+PARALLEL_CHUNK = 1000   # records per segmentation task
+WRITE_BATCH = 4000      # records per write transaction of a bulk reindex (FTS5 flushes once per transaction)
+
+
 def index_records_parallel(app: Dangan, record_ids: list[int], workers: int,
                            progress: Callable[[int], None] | None = None) -> int:
-    """index_records for a large set: the segmentation of each batch in worker processes while this process
-    reads the next batches and writes the finished ones (in order; a batch is one transaction)."""
+    """index_records for a large set: the segmentation in worker processes while this process reads the next
+    chunks and writes the finished ones, in order, a few thousand records per transaction."""
     if workers <= 1 or len(record_ids) <= INDEX_BATCH:
         n = 0
         for i in range(0, len(record_ids), INDEX_BATCH):
@@ -172,8 +176,22 @@ def index_records_parallel(app: Dangan, record_ids: list[int], workers: int,
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    chunks = [record_ids[i:i + INDEX_BATCH] for i in range(0, len(record_ids), INDEX_BATCH)]
+    chunks = [record_ids[i:i + PARALLEL_CHUNK] for i in range(0, len(record_ids), PARALLEL_CHUNK)]
     n = done = 0
+    batch_ids: list[int] = []
+    batch_docs: list[dict[str, Any]] = []
+
+    def write(final: bool = False) -> None:
+        nonlocal n, done
+        if batch_ids and (final or len(batch_ids) >= WRITE_BATCH):
+            _write_docs(app, batch_ids, batch_docs)
+            n += len(batch_docs)
+            done += len(batch_ids)
+            batch_ids.clear()
+            batch_docs.clear()
+            if progress:
+                progress(done)
+
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         pending: collections.deque[tuple[list[int], Any]] = collections.deque()
@@ -182,20 +200,15 @@ def index_records_parallel(app: Dangan, record_ids: list[int], workers: int,
                 pending.append((chunk, pool.submit(segment_docs, _raw_docs(s, chunk))))
             while len(pending) > workers * 2 or (pending and pending[0][1].done()):
                 c, fut = pending.popleft()
-                docs = fut.result()
-                _write_docs(app, c, docs)
-                n += len(docs)
-                done += len(c)
-                if progress:
-                    progress(done)
+                batch_ids.extend(c)
+                batch_docs.extend(fut.result())
+                write()
         while pending:
             c, fut = pending.popleft()
-            docs = fut.result()
-            _write_docs(app, c, docs)
-            n += len(docs)
-            done += len(c)
-            if progress:
-                progress(done)
+            batch_ids.extend(c)
+            batch_docs.extend(fut.result())
+            write()
+        write(final=True)
     return n
 
 
