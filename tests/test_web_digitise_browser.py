@@ -145,6 +145,34 @@ def test_a_digitisation_batch_from_upload_to_acceptance(as_user, served, tmp_pat
     shot(pg, "scan-09-record")
 
 
+def test_bad_uploads_say_what_is_wrong(as_user, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import zipfile
+
+    slip = tmp_path / "slip.zip"
+    with zipfile.ZipFile(slip, "w") as zf:
+        zf.writestr("../../etc/evil.jpg", b"\xff\xd8\xff")
+    notes = tmp_path / "notes.zip"
+    with zipfile.ZipFile(notes, "w") as zf:
+        zf.writestr("说明.txt", "扫描说明")
+    pg = as_user("dangan")
+    pg.goto("/scan")
+    pg.set_input_files("input[name=files]", [str(slip)])
+    pg.click("#scan-start")
+    pg.wait_for_load_state()
+    err = pg.locator("#form-errors").inner_text()
+    assert "未导入" in err and "不安全" in err
+    shot(pg, "scan-10-zip-slip")
+    pg.goto("/scan")
+    pg.set_input_files("input[name=files]", [str(notes)])
+    pg.click("#scan-start")
+    pg.wait_for_url(re.compile(r".*/scan/jobs/\w+$"))
+    pg.wait_for_function("() => document.getElementById('capture-job').getAttribute('data-state') !== 'running'",
+                         timeout=60_000)
+    assert "没有找到扫描图像" in pg.locator("#capture-job").inner_text()
+    assert "说明.txt" in pg.locator("#capture-job").inner_text()
+    shot(pg, "scan-11-job-failed")
+
+
 def test_a_reader_has_no_digitisation(as_user) -> None:  # type: ignore[no-untyped-def]
     pg = as_user("reader")
     pg.goto("/")
