@@ -640,6 +640,49 @@ def test_a_page_of_a_record_above_ones_clearance_looks_missing(ocred: Any) -> No
     assert b["id"]
 
 
+def test_rest_api_upload_qc_sample_refused_accept(world: Any, tmp_path: Path) -> None:
+    """The REST API end to end without OCR: upload (a background job), QC job and its status, 抽检, refusals."""
+    from dangan.web.app import create_app
+    from test_api import session_client
+
+    app, code = world["app"], world["code"]["C"]
+    web = create_app(app)
+    c = session_client(web, app, "dangan")
+    img = io.BytesIO()
+    text_page(["接口上传的页面", "第一页"]).save(img, "JPEG", dpi=(300, 300))
+    r = c.post("/api/v1/scan-batches", data={"fonds": "Z109", "name": "接口批次"},
+               files=[("files", (f"{code}-0001.jpg", img.getvalue(), "image/jpeg"))])
+    assert r.status_code == 202, r.text
+    web.state.jobs.join()
+    job = c.get(r.json()["poll"]).json()
+    assert job["status"] == "done", job
+    bid = job["result"]["batch_id"]
+    b = c.get(f"/api/v1/scan-batches/{bid}").json()
+    assert b["name"] == "接口批次" and b["counts"]["records"] == 1
+    assert any(i["key"] == "qc_pending" for i in b["issues"])
+    r = c.post(f"/api/v1/scan-batches/{bid}/qc", json={})
+    assert r.status_code == 202, r.text
+    web.state.jobs.join()
+    st = c.get(f"/api/v1/scan-batches/{bid}/status").json()
+    assert st["status"] == "done" and st["kind"] == "scan_qc" and st["processed"] == 1
+    assert c.post(f"/api/v1/scan-batches/{bid}/qc", json={}).json()["error"]["code"] == "QC_NOTHING_TO_DO"
+    v = c.post(f"/api/v1/scan-batches/{bid}/sample", json={"rate": "5%"}).json()
+    pid = v["sample"][0]["id"]
+    r = c.post(f"/api/v1/scan-batches/{bid}/inspect", json={"page_id": pid, "verdict": "不合格"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "NOTE_REQUIRED"
+    r = c.post(f"/api/v1/scan-batches/{bid}/accept", json={})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "SCAN_OUTSTANDING"
+    page = c.get(f"/api/v1/scan-pages/{pid}").json()
+    assert page["archival_code"] == code and page["dpi"] == 300
+    assert c.get(f"/api/v1/scan-pages/{pid}/thumb").headers["content-type"] == "image/jpeg"
+    m = c.get(f"/api/v1/scan-pages/{pid}/master")
+    assert m.status_code == 200 and m.headers["x-checksum-sm3"] == page["sm3"]
+    r = c.post("/api/v1/scan-batches", data={"fonds": "Z109"}, files=[("files", ("a.txt", b"x", "text/plain"))])
+    assert r.status_code == 422 and r.json()["error"]["code"] == "NO_SCANS"
+    r = c.post("/api/v1/scan-batches", data={"fonds": "NOPE"}, files=[("files", ("a.jpg", b"x", "image/jpeg"))])
+    assert r.status_code == 404
+
+
 def test_flow_on_postgresql_and_sqlite(any_app: Dangan, tmp_path: Path) -> None:
     """Intake, QC, 抽检 and 挂接 (no OCR) on both engines."""
     arch = person(any_app, "dangan", ["archivist"])

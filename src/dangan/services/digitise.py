@@ -1660,16 +1660,18 @@ def page_detail(app: Dangan, actor: Actor, page_id: int) -> dict[str, Any]:
         view["ocr_text"] = p.ocr_text
         view["history"] = [page_view(q, s.get(ScanFile, q.file_id)) for q in
                            s.scalars(select(ScanPage).where(ScanPage.superseded_by_id == p.id))]
-        rec = None
+        rec, fields = None, set()
         if p.record_id is not None:
             r = s.get(Record, p.record_id)
             if r is not None:
                 from dangan.services.views import record_view
 
                 rec = record_view(r)
+                fields = {f.get("code") for f in (r.category.schemas.get(r.level) or {}).get("fields", [])}
         view["record"] = rec
         view["is_first"] = pos == 0 and p.record_id is not None
-        view["suggestions"] = _suggestions(p, rec) if view["is_first"] and p.ocr is not None else []
+        view["suggestions"] = [sg for sg in _suggestions(p, rec) if sg["field"] in fields] \
+            if view["is_first"] and p.ocr is not None else []
         return view
 
 
