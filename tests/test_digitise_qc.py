@@ -299,7 +299,7 @@ def test_unreadable_and_tiny_pages(tmp_path: Path) -> None:
     Image.new("L", (1, 1), 0).save(dot)
     [p] = list(iter_pages(dot))
     qc = measure(p)
-    assert codes(qc) == {"LOW_DPI": "warn", "TINY": "warn"} and qc.skew == 0.0
+    assert codes(qc) == {"LOW_DPI": "warn", "TINY": "fail"} and qc.skew == 0.0
     assert access_image(p, qc).size == (1, 1)
     white = tmp_path / "white.png"
     Image.new("L", (1, 1), 255).save(white, dpi=(300, 300))

@@ -314,8 +314,8 @@ def test_corrupt_and_truncated_images_are_unreadable(checked: Any) -> None:
 
 
 def test_a_one_pixel_image(checked: Any) -> None:
-    assert "TINY" in _codes(checked, "E", 1)  # flagged (a warning per the QC settings), never 合格
-    assert _page(checked["app"], checked["batch"]["id"], checked["code"]["E"], 1).qc_status != "ok"
+    assert "TINY" in _codes(checked, "E", 1)  # not a page: it fails QC and goes back for rescanning
+    assert _page(checked["app"], checked["batch"]["id"], checked["code"]["E"], 1).qc_status == "fail"
 
 
 def test_an_image_of_no_text_is_a_blank_page(checked: Any) -> None:

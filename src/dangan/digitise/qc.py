@@ -6,7 +6,7 @@ pages of small or dense text), blank page (ink share after binarisation, speckle
 hash; `mark_duplicates` compares the hashes of a batch; `access_image` makes the deskewed, cropped access copy
 (利用副本). Nothing here touches the preservation master file; everything works on the reduced page image.
 
-Flag codes and severities: LOW_DPI, UNREADABLE, BLANK, DUPLICATE fail; SKEW, DARK_BORDER, TINY warn (skew and
+Flag codes and severities: LOW_DPI, UNREADABLE, BLANK, DUPLICATE, TINY fail; SKEW, DARK_BORDER warn (skew and
 borders are corrected on the access copy). A page whose resolution is not recorded gets LOW_DPI as a warning.
 """
 
@@ -190,7 +190,7 @@ def _measure(page: PageImage, s: QcSettings, dpi: float | None) -> PageQc:
             )
         )
     if tiny:
-        qc.flags.append(_flag("TINY", WARN, f"图像只有 {page.width}×{page.height} 像素，不像是一页完整的扫描件，请核对"))
+        qc.flags.append(_flag("TINY", FAIL, f"图像只有 {page.width}×{page.height} 像素，不是一页完整的扫描件，请重新扫描"))
     if blank:
         qc.flags.append(
             _flag("BLANK", FAIL, f"疑似空白页（墨迹占比 {ink_ratio:.2%}）；若原件确为空白页请标记为空白页，否则请重新扫描")
