@@ -233,3 +233,47 @@ def test_reading_order_rows_tolerate_skew_and_columns_read_right_to_left():
 def test_page_round_trips_through_a_dict(page: OcrPage):
     again = OcrPage.from_dict(page.as_dict())
     assert again == page
+
+
+def test_upside_down_line_strip_is_read(page: OcrPage, monkeypatch):
+    # a cut-out text line stored turned by 180° (PaddleOCR's word_4.jpg): a strip of one line, which the line
+    # classifier turns (read as one line when detection finds nothing on it)
+    from conftest import CORPUS
+
+    path = CORPUS / "scans" / "paddleocr-line-shilihuoli.jpg"
+    if not path.is_file():
+        if IN_CI:
+            pytest.fail(f"corpus file missing under CI=true: {path}")
+        pytest.skip("corpus not available")
+    got = ocr.ocr_image(Image.open(path).convert("RGB"))
+    assert norm(got.text) == "实力活力"
+    x0, y0, x1, y1 = got.lines[0].box
+    assert x0 < 10 and y0 < 10 and x1 > got.width - 10 and y1 > got.height - 10
+    monkeypatch.setattr(ocr, "_lines", lambda res, w, h: [])  # as if detection had found nothing on the strip
+    again = ocr.ocr_image(Image.open(path).convert("RGB"))
+    assert norm(again.text) == "实力活力" and again.lines[0].box == (0.0, 0.0, float(got.width), float(got.height))
+
+
+def test_page_orientation_turns_lines_only_with_the_page():
+    import numpy as np
+
+    class FakeCls:
+        cls_thresh = 0.9
+
+        def __init__(self, labels):
+            self.labels = labels
+
+        def __call__(self, imgs):
+            from types import SimpleNamespace
+
+            return SimpleNamespace(img_list=["turned"] * len(imgs), cls_res=self.labels)
+
+    crops = [np.arange(6, dtype=np.uint8).reshape(2, 3) for _ in range(4)]
+    one_of_four = ocr._PageOrientation(FakeCls([("180", 0.99), ("0", 0.99), ("0", 0.9), ("0", 0.95)]))
+    out = one_of_four(crops)
+    assert all(o is c for o, c in zip(out.img_list, crops, strict=True))  # an upright page: nothing turned
+    three_of_four = ocr._PageOrientation(FakeCls([("180", 0.99), ("180", 0.95), ("0", 0.9), ("180", 0.97)]))
+    out = three_of_four(crops)
+    assert all((o == c[::-1, ::-1]).all() for o, c in zip(out.img_list, crops, strict=True))  # the page turns
+    strip = ocr._PageOrientation(FakeCls([("180", 0.99)]))
+    assert strip(crops[:1]).img_list == ["turned"]  # one line: the classifier's own decision

@@ -266,3 +266,30 @@ def test_tiny_page_is_at_least_three_units(tmp_path: Path):
     with pikepdf.open(out) as pdf:
         box = [float(v) for v in pdf.pages[0].MediaBox]
         assert box[2] >= 3 and box[3] >= 3
+
+
+def test_vertical_columns_extract_column_by_column(tmp_path: Path):
+    cols = ["有評是是非非之士師也", "是非不得問之人要取之", "已取之時不參一人見而"]  # right to left
+    img = Image.new("L", (840, 2040), 255)
+    lines = [OcrLine(t, (560.0 - 270 * i, 50.0, 790.0 - 270 * i, 2015.0), 0.95) for i, t in enumerate(cols)]
+    ocr = OcrPage("\n".join(cols), lines, 840, 2040, 0.0)
+    out = tmp_path / "v.pdf"
+    searchable_pdf([(img, ocr, 300.0)], str(out))
+    text = squash(pdftotext(out))
+    for col in cols:
+        assert col in text, (col, text)
+    d = pdfium.PdfDocument(str(out))
+    try:
+        tp = d[0].get_textpage()
+        full = tp.get_text_range()
+        for col in cols:  # PDFium orders turned runs left to right itself; each column stays whole
+            assert col in squash(full)
+        k = 72 / 300
+        start = full.index(cols[0])
+        left, bottom, right, top = tp.get_charbox(start, loose=True)
+        assert left == pytest.approx(560 * k, abs=1.5) and right == pytest.approx(790 * k, abs=1.5)
+        assert top == pytest.approx((2040 - 50) * k, abs=1.5)
+        last = tp.get_charbox(start + len(cols[0]) - 1, loose=True)
+        assert last[1] == pytest.approx((2040 - 2015) * k, abs=1.5)
+    finally:
+        d.close()

@@ -36,9 +36,19 @@ MODEL_FILES = {
     "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
     "Rec": "PP-OCRv6_rec_small.onnx",
 }
-# Text detection runs on the page scaled so that its long side is at most this many pixels; the lines are
-# then cut from the page at rapidocr's own resolution (long side up to 2,000 px) for recognition.
-DET_MAX_SIDE = 1600
+# Text detection runs on big pages scaled so that their long side is at most this many pixels (an A4 page at
+# 300 dpi: 768 x 543; 3号 characters ~14 px, 7.5 pt ones ~7 px high, still found); the lines are then cut for
+# recognition from the page at rapidocr's own resolution (long side up to 2,000 px). See docs/performance.md
+# "数字化 OCR" for the measurements behind these settings.
+DET_MAX_SIDE = 768
+# Small images are scaled up for detection as rapidocr does by default (short side to 736 px), but never beyond
+# this long side: a 445 x 39 px strip would otherwise become an 8,400 px wide detection input.
+DET_SMALL_SHORT_SIDE = 736
+DET_SMALL_MAX_SIDE = 1600
+# One text line per recognition call: batches are padded to their widest line, which cost ~20 % more CPU.
+REC_BATCH = 1
+# A small strip (a cut-out text line, like a 档号 label) where detection finds nothing is read as one line.
+LINE_STRIP_MAX_HEIGHT = 80
 UNAVAILABLE = "OCR 引擎不可用：{why}。请重新安装依赖（rapidocr==3.10.0、onnxruntime==1.32.0）后重试"
 
 log = logging.getLogger(__name__)
@@ -153,8 +163,9 @@ def _build_engine(threads: int | None) -> Any:
         "Det.model_path": str(paths["Det"]),
         "Cls.model_path": str(paths["Cls"]),
         "Rec.model_path": str(paths["Rec"]),
-        "Det.limit_type": "max",
-        "Det.limit_side_len": DET_MAX_SIDE,
+        "Rec.rec_batch_num": REC_BATCH,
+        # onnxruntime's memory arena: reusing buffers between calls saves ~10 % CPU per page
+        "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
     }
     if threads:
         params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
@@ -166,8 +177,41 @@ def _build_engine(threads: int | None) -> Any:
     except Exception as e:  # noqa: BLE001 - any failure of the engine is "unavailable" to the user
         raise ValidationFailed(UNAVAILABLE.format(why=f"{type(e).__name__}: {e}"), code="OCR_UNAVAILABLE",
                                message_en=f"engine failed to load: {e}") from e
+    if hasattr(eng, "_load_cls_model"):
+        eng.text_cls = _PageOrientation(eng._load_cls_model())
     _quiet_rapidocr()
     return eng
+
+
+class _PageOrientation:
+    """Wraps rapidocr's text-line classifier (0° / 180°) so that a page turns as a whole.
+
+    The classifier sees each line squeezed into 192 x 48 pixels and, on long lines of small print, calls a third
+    of them upside down with confidence above 0.9; rapidocr then turns those lines and reads garbage. On a page
+    of three lines or more, the lines are turned only when most of them are classified upside down (a page
+    scanned upside down), and then all of them; a strip of one or two lines keeps the per-line decision.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, img_list: Any) -> Any:
+        out = self.inner(img_list)
+        crops = [img_list] if not isinstance(img_list, list) else list(img_list)
+        if len(crops) < 3:
+            return out
+        thresh = getattr(self.inner, "cls_thresh", 0.9)
+        turned = sum(1 for label, score in out.cls_res if "180" in label and score > thresh)
+        if turned > len(crops) / 2:
+            import cv2
+
+            out.img_list = [cv2.rotate(c, cv2.ROTATE_180) for c in crops]
+        else:
+            out.img_list = crops
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def _get_engine() -> Any:
@@ -263,6 +307,30 @@ def _columns(items: list[OcrLine]) -> list[OcrLine]:
     return [ln for col in cols for ln in sorted(col, key=lambda ln: ln.box[1])]
 
 
+def _limit_detection(eng: Any, w: int, h: int) -> None:
+    """Detection size for this image: capped for big pages, rapidocr's default for small images."""
+    det = eng._load_det_model() if hasattr(eng, "_load_det_model") else None
+    if det is None or not hasattr(det, "limit_type"):
+        return
+    if max(w, h) > DET_MAX_SIDE:
+        det.limit_type, det.limit_side_len = "max", DET_MAX_SIDE
+    else:  # short side up to 736 px ("min" scales up only), long side at most DET_SMALL_MAX_SIDE
+        short, long_ = min(w, h), max(w, h)
+        det.limit_type = "min"
+        det.limit_side_len = max(1, int(min(DET_SMALL_SHORT_SIDE, short * DET_SMALL_MAX_SIDE / long_)))
+
+
+def _lines(res: Any, w: int, h: int) -> list[OcrLine]:
+    lines: list[OcrLine] = []
+    boxes, txts, scores = getattr(res, "boxes", None), getattr(res, "txts", None), getattr(res, "scores", None)
+    if boxes is not None and txts is not None:
+        for quad, txt, score in zip(boxes, txts, scores or [1.0] * len(txts), strict=False):
+            text = " ".join(str(txt).split())
+            if text:
+                lines.append(OcrLine(text, _bounds(quad, w, h), round(float(score), 4)))
+    return lines
+
+
 def ocr_image(img: Image.Image) -> OcrPage:
     """OCR one page image (as loaded: orientation already applied). Boxes are in this image's pixels."""
     if not isinstance(img, Image.Image):
@@ -274,20 +342,20 @@ def ocr_image(img: Image.Image) -> OcrPage:
     src = _engine_input(img)
     t = time.perf_counter()
     try:
-        res = eng(src)
+        _limit_detection(eng, w, h)
+        res = eng(src, use_det=True, use_cls=True, use_rec=True)
+        lines = _lines(res, w, h)
+        if not lines and 8 <= h <= LINE_STRIP_MAX_HEIGHT and w >= 3 * h:
+            res = eng(src, use_det=False, use_cls=True, use_rec=True)  # the strip itself as one line
+            txts, scores = getattr(res, "txts", None) or (), getattr(res, "scores", None) or ()
+            lines = [OcrLine(" ".join(str(tx).split()), (0.0, 0.0, float(w), float(h)), round(float(sc), 4))
+                     for tx, sc in zip(txts, scores, strict=False) if str(tx).strip() and float(sc) >= 0.5]
     except ValidationFailed:
         raise
     except Exception as e:  # noqa: BLE001 - a page the engine cannot process is a page error, not a crash
         raise ValidationFailed(f"OCR 识别失败：{type(e).__name__}: {e}", code="OCR_FAILED",
                                message_en=f"OCR failed: {e}") from e
     seconds = time.perf_counter() - t
-    lines: list[OcrLine] = []
-    boxes, txts, scores = getattr(res, "boxes", None), getattr(res, "txts", None), getattr(res, "scores", None)
-    if boxes is not None and txts is not None:
-        for quad, txt, score in zip(boxes, txts, scores or [1.0] * len(txts), strict=False):
-            text = " ".join(str(txt).split())
-            if text:
-                lines.append(OcrLine(text, _bounds(quad, w, h), round(float(score), 4)))
     lines = reading_order(lines)
     return OcrPage(text="\n".join(ln.text for ln in lines), lines=lines, width=w, height=h,
                    seconds=round(seconds, 3))

@@ -6,7 +6,7 @@ Written directly with pikepdf (qpdf), so every object is under our control:
   whose size comes from the image's dpi;
 - over it an invisible text layer (text render mode 3): each OcrLine in its box, its font size fitted to
   the box height and its horizontal scaling (Tz) to the box width, so that selecting and searching in a
-  viewer highlights the words on the image; vertical columns are laid out one character per cell;
+  viewer highlights the words on the image; vertical columns are single runs turned to read downwards;
 - the font is a subset of WenQuanYi Zen Hei (TrueType, fonts-wqy-zenhei) embedded as a CIDFontType2 with
   Identity-H, a CIDToGIDMap, widths matching the font program and a ToUnicode CMap, so pdftotext and
   PDFium extract the Chinese text; a character the font lacks is drawn with a stand-in glyph (never
@@ -102,68 +102,90 @@ class _FontUse:
 
 @functools.cache
 def _metrics(path: str) -> dict[str, Any]:
-    """cmap, advance widths and vertical metrics of the full font (read once per process)."""
+    """cmap (code point -> glyph id), advance widths by glyph id and vertical metrics (read once per process)."""
     from fontTools.ttLib import TTFont
 
     with TTFont(path, fontNumber=0, lazy=True) as f:
         upem = f["head"].unitsPerEm
-        cmap = dict(f.getBestCmap())
         hmtx = f["hmtx"]
-        adv = {name: hmtx[name][0] for name in set(cmap.values())}
+        names = dict(f.getBestCmap())
+        cmap = {cp: f.getGlyphID(name) for cp, name in names.items()}
+        adv = {cmap[cp]: hmtx[name][0] for cp, name in names.items()}
+        stand = next((cmap[ord(ch)] for ch in STAND_IN if ord(ch) in cmap), next(iter(cmap.values())))
         head = f["head"]
         return {
-            "upem": upem, "cmap": cmap, "adv": adv,
+            "upem": upem, "cmap": cmap, "adv": adv, "stand_in": stand,
             "ascent": f["hhea"].ascent, "descent": f["hhea"].descent,
             "bbox": (head.xMin, head.yMin, head.xMax, head.yMax),
             "psname": (f["name"].getDebugName(6) or "WenQuanYiZenHei").replace(" ", ""),
         }
 
 
+def _glyph(m: dict[str, Any], ch: str) -> int:
+    """Glyph id of `ch` in the full font; the stand-in glyph when the font lacks it (never .notdef)."""
+    gid = m["cmap"].get(ord(ch), 0)
+    return gid if gid else m["stand_in"]
+
+
 def _width_units(path: str, ch: str) -> float:
     """Advance width of `ch` in text-space units of 1/1000 em (the stand-in's when the font lacks it)."""
     m = _metrics(path)
-    name = m["cmap"].get(ord(ch)) or _stand_in(m)
-    return m["adv"].get(name, m["upem"]) * 1000.0 / m["upem"]
+    return m["adv"].get(_glyph(m, ch), m["upem"]) * 1000.0 / m["upem"]
 
 
-def _stand_in(m: dict[str, Any]) -> str:
-    for ch in STAND_IN:
-        if ord(ch) in m["cmap"]:
-            return m["cmap"][ord(ch)]
-    return next(iter(m["cmap"].values()))
+_DROP_TABLES = ("BDF ", "FFTM", "EBDT", "EBLC", "EBSC", "GSUB", "GPOS", "GDEF", "gasp", "DSIG", "vhea", "vmtx",
+                "cmap", "hdmx", "LTSH", "VDMX", "kern", "PCLT")
 
 
 def _subset_font(path: str, chars: Iterable[str]) -> tuple[bytes, dict[str, int], dict[int, int]]:
-    """(TrueType subset, {char: glyph id in the subset}, {glyph id: advance}) for the characters used."""
+    """(TrueType subset, {char: glyph id in the subset}, {glyph id in the subset: advance}).
+
+    The subset is made from glyph ids (looked up once per process in _metrics), with the font's own cmap,
+    glyph names and layout tables left unread: that makes a subset ~4x faster (~0.1 s for a page of text).
+    A small cmap for the characters used is written back so that the font program stays self-describing.
+    """
     from fontTools import subset
-    from fontTools.ttLib import TTFont
+    from fontTools.ttLib import newTable
+    from fontTools.ttLib.tables._c_m_a_p import CmapSubtable
 
     m = _metrics(path)
-    stand = _stand_in(m)
-    inv = {v: k for k, v in m["cmap"].items()}
-    unicodes = {ord(c) for c in chars if ord(c) in m["cmap"]}
-    unicodes.add(inv[stand])
+    chars = list(chars)
+    old = {c: _glyph(m, c) for c in chars}
     opts = subset.Options()
+    opts.font_number = 0
     opts.hinting = False
     opts.layout_features = []
-    opts.drop_tables += ["EBDT", "EBLC", "EBSC", "GSUB", "GPOS", "GDEF", "gasp", "DSIG", "vhea", "vmtx", "BDF ",
-                         "FFTM"]
     opts.name_IDs = []
     opts.notdef_outline = True
     opts.glyph_names = False
     opts.recalc_bounds = True
-    with TTFont(path, fontNumber=0, lazy=True) as f:
-        for tag in ("BDF ", "FFTM", "EBDT", "EBLC", "EBSC"):
+    opts.prune_unicode_ranges = False
+    opts.prune_codepage_ranges = False
+    with subset.load_font(path, opts, dontLoadGlyphNames=True, lazy=True) as f:
+        for tag in _DROP_TABLES:
             if tag in f:
                 del f[tag]
+        before = f.getGlyphOrder()
         sub = subset.Subsetter(opts)
-        sub.populate(unicodes=sorted(unicodes))
+        sub.populate(gids=sorted(set(old.values())))
         sub.subset(f)
-        cmap = f.getBestCmap()
-        stand_gid = f.getGlyphID(cmap[inv[stand]])
-        gids = {c: (f.getGlyphID(cmap[ord(c)]) if ord(c) in cmap else stand_gid) for c in chars}
+        new_id = {name: i for i, name in enumerate(f.getGlyphOrder())}
+        gids = {c: new_id[before[g]] for c, g in old.items()}
         hmtx = f["hmtx"]
-        advances = {gid: hmtx[f.getGlyphName(gid)][0] for gid in set(gids.values())}
+        order = f.getGlyphOrder()
+        advances = {gid: hmtx[order[gid]][0] for gid in set(gids.values())}
+        cmap = newTable("cmap")
+        cmap.tableVersion = 0
+        cmap.tables = []
+        mapping = {ord(c): order[gids[c]] for c in chars if ord(c) in m["cmap"]}
+        for fmt, (plat, enc), pick in ((4, (3, 1), lambda cp: cp <= 0xFFFF), (12, (3, 10), lambda cp: True)):
+            part = {cp: g for cp, g in mapping.items() if pick(cp)}
+            if fmt == 12 and all(cp <= 0xFFFF for cp in mapping):
+                continue
+            table = CmapSubtable.newSubtable(fmt)
+            table.platformID, table.platEncID, table.language, table.cmap = plat, enc, 0, part
+            cmap.tables.append(table)
+        f["cmap"] = cmap
         buf = io.BytesIO()
         f.save(buf)
     return buf.getvalue(), gids, advances
@@ -276,6 +298,22 @@ def _text_ops(path: str, use: _FontUse, text: str, x: float, y_top: float, w: fl
     return [f"/F1 {_num(size)} Tf {_num(tz)} Tz 1 0 0 1 {_num(x)} {_num(baseline)} Tm <{use.encode(text).hex()}> Tj"]
 
 
+def _column_ops(path: str, use: _FontUse, text: str, x: float, y_top: float, w: float, h: float) -> list[str]:
+    """One vertical column as a single run turned by -90° (advancing downwards), filling the box.
+
+    Extraction then keeps the column's characters together in order (pdftotext handles turned runs as their
+    own flow; a run of one-character lines side by side would be read across the columns instead).
+    """
+    m = _metrics(path)
+    span = (m["ascent"] - m["descent"]) / m["upem"]
+    size = w / span
+    baseline_x = x - m["descent"] / m["upem"] * size  # glyph tops point right: descent on the left side
+    natural = sum(_width_units(path, c) for c in text) / 1000.0 * size
+    tz = max(1.0, min(100.0 * h / natural if natural > 0 else 100.0, 10000.0))
+    return [f"/F1 {_num(size)} Tf {_num(tz)} Tz 0 -1 1 0 {_num(baseline_x)} {_num(y_top)} Tm "
+            f"<{use.encode(text).hex()}> Tj"]
+
+
 def _page_text(path: str, use: _FontUse, page: OcrPage, sx: float, sy: float, height_pt: float) -> str:
     """The invisible text layer of one page; sx, sy convert OCR pixels to PDF units."""
     ops: list[str] = []
@@ -288,11 +326,8 @@ def _page_text(path: str, use: _FontUse, page: OcrPage, sx: float, sy: float, he
             continue
         bx, bw, bh = x0 * sx, (x1 - x0) * sx, (y1 - y0) * sy
         top = height_pt - y0 * sy
-        if len(text) > 1 and bh > 1.5 * bw:  # a vertical column: one character per cell, top to bottom
-            cell = bh / len(text)
-            for i, ch in enumerate(text):
-                if not ch.isspace():
-                    ops += _text_ops(path, use, ch, bx, top - i * cell, bw, min(cell, bw))
+        if len(text) > 1 and bh > 1.5 * bw:  # a vertical column: the run turned to read top to bottom
+            ops += _column_ops(path, use, text, bx, top, bw, bh)
         else:
             ops += _text_ops(path, use, text, bx, top, bw, bh)
     if not ops:
