@@ -13,7 +13,7 @@ Pages:
 - A4 pages at 300 dpi rendered here with Noto Serif CJK SC in the layout of GB/T 9704 (3号 body, 28 characters
   × 22 lines) from the Chinese government texts in ../shared/corpus/text, in five variants: clean, noisy (60k
   specks, 0.8 px blur, 1.5° skew), skewed (3°), hard (half resolution and back, 250k specks, 1.4 px blur,
-  3° skew, JPEG quality 25) and small print (5号, 10.5 pt, ~1,400 characters, 0.6 px blur).
+  3° skew, JPEG quality 25) and small print (5号, 10.5 pt, 42 characters × 33 lines, 0.6 px blur).
 
 Systems, each run as one batch over all pages using every core, in a subprocess whose wall time and CPU time
 (its own and its children's) are measured:
