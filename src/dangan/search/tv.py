@@ -285,12 +285,21 @@ class TantivyIndex:
     def _node(self, node: Any, scoring: bool = True) -> Any:
         Q, O = tantivy.Query, tantivy.Occur  # noqa: E741, N806
         if isinstance(node, Term):
+            # which documents match is decided on the "all" list of each segment (one list per word, intersected
+            # cheaply); the per-field weighted queries only score those documents (optional clauses)
+            gate = ([] if node.field else
+                    [(O.Must, Q.const_score_query(Q.term_query(self.schema, "all", sg), 0.0)) for sg in node.segments])
             if node.phrase and len(node.segments) > 1:
                 fields = [node.field] if node.field else list(WEIGHTS)
                 qs = [Q.boost_query(Q.phrase_query(self.schema, f, list(node.segments)), WEIGHTS[f]) for f in fields]
-                return qs[0] if len(qs) == 1 else Q.boolean_query([(O.Should, q) for q in qs])
-            parts = [self._seg(sg, node.field, scoring) for sg in node.segments]
-            return parts[0] if len(parts) == 1 else Q.boolean_query([(O.Must, p) for p in parts])
+                phrase = qs[0] if len(qs) == 1 else Q.boolean_query([(O.Should, q) for q in qs])
+                return Q.boolean_query([*gate, (O.Must, phrase)]) if gate else phrase
+            if not scoring or node.field:
+                parts = [self._seg(sg, node.field, scoring) for sg in node.segments]
+                return parts[0] if len(parts) == 1 else Q.boolean_query([(O.Must, p) for p in parts])
+            weighted = [(O.Should, Q.boost_query(Q.term_query(self.schema, f, sg), WEIGHTS[f]))
+                        for sg in node.segments for f in WEIGHTS]
+            return Q.boolean_query([*gate, *weighted])
         if isinstance(node, Or):
             return Q.boolean_query([(O.Should, self._node(c, scoring)) for c in node.children])
         if isinstance(node, And):
