@@ -9,7 +9,10 @@ every path is checked to lie inside the package, and rapidocr's downloader is re
 - `ocr_many(items, workers, progress)`: pages in parallel in a spawn process pool, one engine per worker,
   onnxruntime threads split between the workers so that the pool never uses more than the machine's cores.
 
-The engine loads lazily, once per process. A page without text is an OcrPage with text "" (not an error).
+The engine loads lazily, once per process, and reads one page at a time. A page without text is an OcrPage
+with text "" (not an error). Two changes to rapidocr's behaviour, both measured (docs/performance.md): the
+lines of a page are turned by 180° only together (its line classifier misjudges long lines of small print), and
+detection runs on big pages scaled to DET_MAX_SIDE px, on small images scaled up at most to DET_SMALL_MAX_SIDE.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class OcrTask:
 _engine: Any = None
 _engine_threads: int | None = None
 _lock = threading.Lock()
+_call_lock = threading.Lock()  # the engine keeps per-call settings on itself: one page at a time per process
 
 
 def _package_dir() -> Path:
@@ -342,14 +346,15 @@ def ocr_image(img: Image.Image) -> OcrPage:
     src = _engine_input(img)
     t = time.perf_counter()
     try:
-        _limit_detection(eng, w, h)
-        res = eng(src, use_det=True, use_cls=True, use_rec=True)
-        lines = _lines(res, w, h)
-        if not lines and 8 <= h <= LINE_STRIP_MAX_HEIGHT and w >= 3 * h:
-            res = eng(src, use_det=False, use_cls=True, use_rec=True)  # the strip itself as one line
-            txts, scores = getattr(res, "txts", None) or (), getattr(res, "scores", None) or ()
-            lines = [OcrLine(" ".join(str(tx).split()), (0.0, 0.0, float(w), float(h)), round(float(sc), 4))
-                     for tx, sc in zip(txts, scores, strict=False) if str(tx).strip() and float(sc) >= 0.5]
+        with _call_lock:
+            _limit_detection(eng, w, h)
+            res = eng(src, use_det=True, use_cls=True, use_rec=True)
+            lines = _lines(res, w, h)
+            if not lines and 8 <= h <= LINE_STRIP_MAX_HEIGHT and w >= 3 * h:
+                res = eng(src, use_det=False, use_cls=True, use_rec=True)  # the strip itself as one line
+                txts, scores = getattr(res, "txts", None) or (), getattr(res, "scores", None) or ()
+                lines = [OcrLine(" ".join(str(tx).split()), (0.0, 0.0, float(w), float(h)), round(float(sc), 4))
+                         for tx, sc in zip(txts, scores, strict=False) if str(tx).strip() and float(sc) >= 0.5]
     except ValidationFailed:
         raise
     except Exception as e:  # noqa: BLE001 - a page the engine cannot process is a page error, not a crash
