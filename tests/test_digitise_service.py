@@ -706,3 +706,20 @@ def test_flow_on_postgresql_and_sqlite(any_app: Dangan, tmp_path: Path) -> None:
     assert res["files"] == 2
     roles = [f["role"] for f in get_record(any_app, arch, rec["id"])["files"]]
     assert roles == ["scan", "scan"]
+
+
+def test_a_hidden_record_in_a_batch_looks_like_a_missing_one(app, tmp_path):
+    """Found in review: a lower-cleared archivist opening the batch must not learn that a 机密 record exists."""
+    hi = person(app, "hi", ["archivist"], "机密")
+    lo = person(app, "lo", ["archivist"], "内部")
+    secret = filed(app, "机密档案", 2, security_level="机密", secrecy_period="10年")
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    save(text_page(["第一页"]), scans / f"{secret['archival_code']}-0001.jpg")
+    save(text_page(["第一页"]), scans / "Z109-WS·2024-D30-BGS-9999-0001.jpg")  # no such record
+    src, sk = dg.sources_from_dir(scans)
+    b = dg.import_batch(app, hi, src, fonds="Z109", skipped=sk)
+    v = dg.get_batch(app, lo, b["id"])
+    assert not [i for i in v["issues"] if i.get("record_id") == secret["id"]]
+    assert len([i for i in v["issues"] if i["kind"] == "no_record"]) == 2
+    assert [i for i in dg.get_batch(app, hi, b["id"])["issues"] if i.get("record_id") == secret["id"]]

@@ -577,3 +577,76 @@ def test_page_helpers_form_queue_history_and_lending_desk(any_app):
     rq.return_loan(app, u["archivist"], mine["id"], "完好")
     desk = rq.lending_desk(app, u["archivist"])
     assert desk["out"] == [] and desk["returned"][0]["loan"]["note"] == "完好"
+
+
+# ---------------------------------------------------------------- found in review: periods, separation of duties
+
+
+def test_a_grant_is_not_usable_before_its_period_begins(app):
+    from test_viewer import PDF, people, record
+
+    from dangan.services import viewer
+    from dangan.services.files import open_file
+
+    u = people(app)
+    rec = record(app, "内部通知", [("通知.pdf", PDF)])
+    today = rq._today()
+    start, end = today + dt.timedelta(days=30), today + dt.timedelta(days=40)
+    r = rq.create_request(app, u["reader"], rec["id"], "copy", "工作查考", period_from=start.isoformat(),
+                          period_to=end.isoformat())
+    for st in r["route"]:
+        r = rq.approve(app, u["head"] if st["role"] == "records_head" else u["archivist"], r["id"], "同意")
+    assert r["status"] == "approved"
+    with pytest.raises(PermissionDenied) as e:
+        rq.check_grant(app, u["reader"], rec["id"], "copy")
+    assert e.value.code == "GRANT_NOT_YET" and start.isoformat() in e.value.message
+    with pytest.raises(PermissionDenied) as e:
+        open_file(app, u["reader"], rec["files"][0]["id"])
+    assert e.value.code == "GRANT_NOT_YET"
+    assert not viewer.may_download(app, u["reader"], rec["id"])
+    assert not viewer.may_view(app, u["reader"], rec["id"])
+    # inside the period it works, and the early refusal did not mark the grant 已过期
+    during = dt.datetime.combine(start + dt.timedelta(days=1), dt.time(10), rq.CST)
+    assert rq.check_grant(app, u["reader"], rec["id"], "copy", now=during)["status"] == "approved"
+
+
+def test_a_borrow_is_not_lent_before_its_period(app):
+    u = _people(app)
+    rec = _record(app, "纸质的任免文件")
+    today = rq._today()
+    r = rq.create_request(app, u["reader"], rec, "borrow", "工作查考",
+                          period_from=(today + dt.timedelta(days=3)).isoformat(),
+                          period_to=(today + dt.timedelta(days=10)).isoformat())
+    rq.approve(app, u["archivist"], r["id"])
+    rq.approve(app, u["head"], r["id"])
+    with pytest.raises(StateError) as e:
+        rq.lend(app, u["archivist"], r["id"])
+    assert e.value.code == "GRANT_NOT_YET"
+
+
+def test_one_person_cannot_approve_two_steps_of_a_route(app):
+    rid = _record(app, "秘密会议纪要", "秘密")
+    reader = make_user(app, "sunlei", ["reader"], "机密")
+    both_roles = make_user(app, "boss", ["records_head", "leader"], "机密", depts=["BGS"])
+    leader = make_user(app, "lead2", ["leader"], "机密", depts=["BGS"])
+    r = rq.create_request(app, reader, rid, "view", "工作查考")
+    assert [s["role"] for s in r["route"]] == ["records_head", "leader"]
+    r = rq.approve(app, both_roles, r["id"], "同意")
+    with pytest.raises(PermissionDenied) as e:
+        rq.approve(app, both_roles, r["id"], "同意")
+    assert e.value.code == "ALREADY_DECIDED_BY_YOU"
+    assert rq.approve(app, leader, r["id"], "同意")["status"] == "approved"
+
+
+@pytest.mark.parametrize("state", ["destroyed", "transferred"])
+def test_a_request_is_not_approved_once_its_record_is_gone(app, state):
+    rid = _record(app, "内部通知", "内部")
+    reader = make_user(app, "sunlei", ["reader"], "机密")
+    head = make_user(app, "liufang", ["records_head"], "机密", depts=["BGS"])
+    r = rq.create_request(app, reader, rid, "view", "工作查考")
+    with app.sessions.begin() as s:
+        s.execute(update(Record).where(Record.id == rid).values(state=state))
+    with pytest.raises(StateError) as e:
+        rq.approve(app, head, r["id"], "同意")
+    assert e.value.code == ("RECORD_DESTROYED" if state == "destroyed" else "RECORD_TRANSFERRED")
+    assert rq.my_requests(app, reader)[0]["status"] == "pending"

@@ -164,3 +164,33 @@ def test_hostile_cursors_are_refused_with_a_clear_code(app):
         with pytest.raises(ValidationFailed) as e:
             search.search(app, a, "档案", cursor=cur, audit=False)
         assert e.value.code in ("BAD_CURSOR", "PAGE_TOO_DEEP")
+
+
+def test_a_record_without_a_year_is_outside_every_year_condition_on_both_engines(app):
+    from sqlalchemy import text as sql
+
+    _add(app, "关于财务检查的通知", "2024-05-01")
+    undated = _add(app, "关于财务检查的补充通知", "2023-05-01")
+    app.indexer.flush()
+    with app.engine.begin() as c:  # 年度 is nullable: a record whose year is not known
+        c.execute(sql("UPDATE records SET year=NULL WHERE id=:i"), {"i": undated})
+    a = make_user(app, "zz", ["archivist"], "秘密")
+    for flt in (search.SearchFilter(year_to=2030), search.SearchFilter(year_from=1900),
+                search.SearchFilter(year_from=2000, year_to=2030)):
+        t, f = both(app, a, "财务检查", flt=flt)
+        assert (t["engine"], f["engine"]) == ("tantivy", "fts5")
+        assert t["total"] == f["total"] == len(t["items"]) == 1, flt
+    t, f = both(app, a, "财务检查")
+    assert t["total"] == f["total"] == 2 and t["facets"]["year"] == f["facets"]["year"]
+
+
+def test_index_status_counts_only_what_the_reader_may_see(app):
+    _add(app, "公开的通知", "2024-01-01")
+    for i in range(3):
+        _add(app, f"机密的报告{i}", "2024-01-02", "机密")
+    app.indexer.flush()
+    reader = make_user(app, "reader", ["reader"], "公开")
+    st = search.index_status(app, reader)
+    assert st["records"] == st["indexed"] == 1 and st["files"] == 0
+    op = Actor.system()
+    assert search.index_status(app, op)["records"] == 4

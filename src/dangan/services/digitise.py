@@ -570,7 +570,8 @@ def _issues(s: Session, actor: Actor, b: ScanBatch, pages: list[ScanPage], files
     for _key, ps in sorted(by.items()):
         ps = _ordered(ps)
         code = ps[0].archival_code or "（未识别档号）"
-        rid = ps[0].record_id
+        # a record the reader may not see is reported exactly as one that does not exist
+        rid = ps[0].record_id if ps[0].record_id in recs else None
         if rid is None:
             names = sorted({files[p.file_id].name for p in ps})
             add(f"no_record:{code}", "no_record",
@@ -614,7 +615,7 @@ def _issues(s: Session, actor: Actor, b: ScanBatch, pages: list[ScanPage], files
             reasons.append(f"抽检不合格：{p.sample_note}" if p.sample_note else "抽检不合格")
         kind = "unreadable" if any(fl.get("code") == "UNREADABLE" for fl in p.flags or []) else "qc_fail"
         add(f"page:{p.id}", kind, f"{where}（{f.name}）待返工：" + "；".join(r for r in reasons if r),
-            archival_code=p.archival_code, record_id=p.record_id, page_ids=[p.id])
+            archival_code=p.archival_code, record_id=p.record_id if p.record_id in recs else None, page_ids=[p.id])
     for sk in (b.summary or {}).get("skipped", []):
         if sk.get("blocking"):
             add(f"skipped:{sk['name']}", "unreadable", f"“{sk['name']}”未能读取，没有入库：{sk['reason']}")
@@ -630,7 +631,7 @@ def _issues(s: Session, actor: Actor, b: ScanBatch, pages: list[ScanPage], files
     outputs = _outputs(s, b.id)
     for _key, ps in sorted(by.items()):
         rid = ps[0].record_id
-        if rid is None:
+        if rid is None or rid not in recs:
             continue
         o = outputs.get(rid)
         if o is None or o["page_ids"] != [p.id for p in _ordered(ps)]:

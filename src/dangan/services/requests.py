@@ -76,6 +76,17 @@ def _end_of(day: dt.date) -> dt.datetime:
     return end.astimezone(dt.UTC)  # stored in UTC: SQLite keeps no offset
 
 
+def starts_at(r: AccessRequest) -> dt.datetime:
+    """The first moment of the request's period (00:00 China time of period_from)."""
+    return _end_of(r.period_from - dt.timedelta(days=1))
+
+
+def in_force(r: AccessRequest, now: dt.datetime) -> bool:
+    """A grant that may be used now: approved (or the paper lent), its period begun and not yet ended."""
+    exp = _aware(r.expires_at)
+    return r.status in ("approved", "lent") and starts_at(r) < now and (exp is None or exp > now)
+
+
 def _denied(message: str, code: str) -> PermissionDenied:
     err = PermissionDenied(message, code=code)
     err.audit_outcome = "denied"  # type: ignore[attr-defined]
@@ -292,6 +303,12 @@ def _decide(app: Dangan, actor: Actor, request_id: int, decision: str, reason: s
         role = r.route[r.current_step]
         if role not in actor.roles:
             raise _denied(f"当前审批步骤由“{_role_label(role)}”办理，您没有这一角色", "NOT_YOUR_STEP")
+        if decision == "approve" and any(st.decided_by == actor.username for st in r.steps):
+            raise _denied("同一申请的各审批步骤须由不同人员办理：您已审批过本申请的前一步骤", "ALREADY_DECIDED_BY_YOU")
+        if decision == "approve":  # a record destroyed or transferred since the request was made
+            rec = s.get(Record, r.record_id)
+            if rec is not None:
+                _check_usable(rec)
         reason = (reason or "").strip()
         if decision == "refuse" and not reason:
             raise ValidationFailed("不同意利用时必须写明理由，申请人将看到这一理由", code="REASON_REQUIRED")
@@ -355,18 +372,26 @@ def check_grant(app: Dangan, actor: Actor, record_id: int, kind: str = "view", *
             AccessRequest.requester == actor.username, AccessRequest.record_id == record_id,
             AccessRequest.kind == kind, AccessRequest.status.in_(("approved", "lent", "expired")))
             .order_by(AccessRequest.expires_at.desc())).all()
-        active = [r for r in rows if r.status != "expired" and (_aware(r.expires_at) or now) > now]
+        active = [r for r in rows if in_force(r, now)]
         if active:
             g = active[0]
             uow.audit("request.use", "access_request", g.id, record_id=record_id, kind=kind)
             return request_view(g, now)
-        lapsed = [r for r in rows if r.status == "approved"]
+        early = sorted((r for r in rows if r.status in ("approved", "lent") and starts_at(r) >= now),
+                       key=lambda r: r.period_from)
+        lapsed = [r for r in rows if r.status == "approved" and (_aware(r.expires_at) or now) <= now]
         for r in lapsed:
             r.status = "expired"
             uow.audit("request.expire", "access_request", r.id, record_id=record_id,
                       expires_at=_aware(r.expires_at).isoformat())  # type: ignore[union-attr]
         had = bool(rows)
+        early_from = early[0].period_from if early else None
     label = KINDS.get(kind, kind)
+    if early_from is not None:
+        err = _denied(f"您的{label}申请自 {early_from.isoformat()} 起生效，请在利用期限内使用",
+                      "GRANT_NOT_YET")
+        record_failure(app, actor, "request.use", "record", str(record_id), err)
+        raise err
     if had:
         err = _denied(f"您对该档案的{label}期限已届满，请重新提出利用申请", "GRANT_EXPIRED")
     else:
@@ -419,6 +444,9 @@ def lend(app: Dangan, actor: Actor, request_id: int, due: Any = None, note: str 
             raise StateError("该申请的档案已借出", code="ALREADY_LENT")
         if status != "approved":
             raise StateError(f"该申请{STATUS_LABELS.get(status, status)}，未经准予不能借出", code="NOT_APPROVED")
+        if starts_at(r) >= now:
+            raise StateError(f"该借阅申请的利用期限自 {r.period_from.isoformat()} 起，届时方可办理借出",
+                             code="GRANT_NOT_YET")
         rec = get_visible_record(s, actor, r.record_id, "record.read", lock=True)
         _check_usable(rec)
         current = RecordState(rec.state)

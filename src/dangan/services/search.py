@@ -42,6 +42,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     tuple_,
 )
 from sqlalchemy.orm import Session
@@ -526,15 +527,16 @@ def _conditions(s: Session, trim: Trim, f: SearchFilter) -> dict[str, Any] | Non
         if f.fonds:
             cats = cats.where(Category.fonds_id.in_(select(Fonds.id).where(Fonds.code == f.fonds)))
         both("cat", list(s.scalars(cats)))
-    lo, hi = -(2**62), 2**62
+    # a record without a 年度 is indexed as year 0: like NULL in SQL, no year condition matches it
+    lo, hi = 1, 2**62
     if f.year is not None:
         lo, hi = f.year, f.year
     if f.year_from is not None:
         lo = max(lo, f.year_from)
     if f.year_to is not None:
         hi = min(hi, f.year_to)
-    if (lo, hi) != (-(2**62), 2**62):
-        c["year"] = (lo, hi)
+    if (lo, hi) != (1, 2**62) or f.year is not None:
+        c["year"] = (max(lo, 1), hi)
     if f.retention_period:
         try:
             c["ret"] = [parse_retention(f.retention_period).code]
@@ -888,17 +890,25 @@ def _snippets(s: Session, ids: list[int], terms: list[str]) -> dict[int, dict[st
 
 
 def index_status(app: Dangan, actor: Actor) -> dict[str, Any]:
-    """How complete the index is: records indexed, files with text, by extraction status (counts only)."""
-    if actor.scope_for("search.reindex") is None:
+    """How complete the index is: records indexed, files with text, by extraction status (counts only). Those who
+    maintain the index (search.reindex) see the whole archive's counts; everyone else counts only what they may
+    read, like every other count."""
+    operator = actor.scope_for("search.reindex") is not None
+    if not operator:
         require(actor, "record.read")
     with app.read_sessions() as s:
-        records = s.scalar(select(func.count()).select_from(Record).where(Record.state != "destroyed")) or 0
-        indexed = s.scalar(select(func.count()).select_from(SearchDoc)) or 0
+        seen = true() if operator else visible(s, actor, "record.read")
+        records = s.scalar(select(func.count()).select_from(Record)
+                           .where(Record.state != "destroyed", seen)) or 0
+        indexed = s.scalar(select(func.count()).select_from(SearchDoc).join(Record, Record.id == SearchDoc.record_id)
+                           .where(seen)) or 0
         stale = s.scalar(select(func.count()).select_from(SearchDoc).join(Record, Record.id == SearchDoc.record_id)
-                         .where(or_(SearchDoc.seg_version != SEGMENTATION_VERSION,
-                                    SearchDoc.indexed_at < Record.updated_at))) or 0
-        files = s.scalar(select(func.count()).select_from(File).where(File.is_current)) or 0
-        by_status = dict(s.execute(select(FileText.status, func.count()).group_by(FileText.status)).all())
+                         .where(seen, or_(SearchDoc.seg_version != SEGMENTATION_VERSION,
+                                          SearchDoc.indexed_at < Record.updated_at))) or 0
+        files = s.scalar(select(func.count()).select_from(File).join(Record, Record.id == File.record_id)
+                         .where(File.is_current, seen)) or 0
+        by_status = dict(s.execute(select(FileText.status, func.count()).join(Record, Record.id == FileText.record_id)
+                                   .where(seen).group_by(FileText.status)).all())
         engine = _engine_status(app, s)
     return {"records": records, "indexed": indexed, "stale": stale, "files": files,
             "files_with_text_status": by_status, "files_pending": max(0, files - sum(by_status.values())),

@@ -43,6 +43,7 @@ from dangan.errors import ConfigError, DanganError, NotFound, PermissionDenied, 
 from dangan.formats.extract import _PDFIUM_LOCK
 from dangan.services.access import visible
 from dangan.services.context import Actor, Dangan, record_failure
+from dangan.services.requests import in_force
 
 # ---------------------------------------------------------------- the rule
 
@@ -149,7 +150,7 @@ def authorize(app: Dangan, actor: Actor, file_id: int, use: str, *, action: str,
             return Access(**base, basis="manage")
         kinds = VIEW_KINDS if use == "view" else DOWNLOAD_KINDS
         rows = _active_kinds(s, actor, rec.id, kinds, now)
-    active = [r for r in rows if r.status in ACTIVE and (_aware(r.expires_at) or now) > now]
+    active = [r for r in rows if in_force(r, now)]
     if active:
         kind = min(active, key=lambda r: kinds.index(r.kind)).kind
     elif rows:  # a lapsed grant: check_grant answers GRANT_EXPIRED and marks it 已过期
@@ -161,7 +162,7 @@ def authorize(app: Dangan, actor: Actor, file_id: int, use: str, *, action: str,
     try:
         g = check_grant(app, actor, rec.id, kind, now=now)
     except PermissionDenied as e:
-        if e.code in ("NO_GRANT", "GRANT_EXPIRED"):
+        if e.code in ("NO_GRANT", "GRANT_EXPIRED", "GRANT_NOT_YET"):
             want = "view" if use == "view" else "copy"
             what = "在线阅览" if use == "view" else "下载电子文件原件"
             need = "任一经准予的利用申请" if use == "view" else "经准予的复制或出具证明申请"
@@ -184,7 +185,7 @@ def may_download(app: Dangan, actor: Actor, record_id: int, *, now: dt.datetime 
         if rec.state in (RecordState.PRE_FILING.value, RecordState.PENDING.value, RecordState.TRANSFERRED.value):
             return False
         rows = _active_kinds(s, actor, record_id, DOWNLOAD_KINDS, now)
-    return any(r.status in ACTIVE and (_aware(r.expires_at) or now) > now for r in rows)
+    return any(in_force(r, now) for r in rows)
 
 
 def may_view(app: Dangan, actor: Actor, record_id: int, *, now: dt.datetime | None = None) -> bool:
@@ -199,7 +200,7 @@ def may_view(app: Dangan, actor: Actor, record_id: int, *, now: dt.datetime | No
         if rec.state in (RecordState.PRE_FILING.value, RecordState.PENDING.value, RecordState.TRANSFERRED.value):
             return False
         rows = _active_kinds(s, actor, record_id, VIEW_KINDS, now)
-    return any(r.status in ACTIVE and (_aware(r.expires_at) or now) > now for r in rows)
+    return any(in_force(r, now) for r in rows)
 
 
 # ---------------------------------------------------------------- reading the stored content
