@@ -571,6 +571,7 @@ def _parse_filter_date(value: str) -> dt.date:
         raise ValidationFailed(f"日期“{value[:20]}”无法识别，请写成 2024-03-05", code="WRONG_TYPE") from None
 
 
+_TV_POOL = ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="tantivy-query")
 INLINE_BUILD_MAX = 50_000  # records: a first search builds a missing tantivy index this small on the spot
 
 
@@ -626,16 +627,14 @@ def _tantivy_page(idx: Any, s: Session, query: Any, trim: Trim, flt: SearchFilte
             page_conds["dkey"] = (-(2**62), value - 1)
         else:
             page_conds["dkey"] = (value + 1, 2**62)
-    # the page never counts (tantivy may then skip most postings); the total comes with the facets, or alone
-    res = idx.run(idx.compile(query.root, page_conds), sort=sort, offset=offset, limit=limit + 1)
-    counts = None
-    if facets:
-        agg = idx.run(idx.compile(query.root, conds, scoring=False), sort="relevance", offset=0, limit=0,
-                      facets=True)
-        total, counts = agg["total"], agg["facets"]
-    else:
-        total = idx.run(idx.compile(query.root, conds, scoring=False), sort="relevance", offset=0, limit=0,
-                        count=True)["total"]
+    # the page never counts (tantivy may then skip most postings); the total comes with the facets, or alone.
+    # Both passes run at once: tantivy releases the GIL, so they take the time of the slower one.
+    page_q = idx.compile(query.root, page_conds)
+    all_q = idx.compile(query.root, conds, scoring=False)
+    page_f = _TV_POOL.submit(idx.run, page_q, sort=sort, offset=offset, limit=limit + 1)
+    agg = idx.run(all_q, sort="relevance", offset=0, limit=0, facets=facets, count=not facets)
+    res = page_f.result()
+    total, counts = agg["total"], agg["facets"]
     hits = res["hits"]
     nxt = None
     if len(hits) > limit:
