@@ -1,7 +1,7 @@
 """CLI of 数字化: `dangan scan import|list|show|qc|sample|rescan|blank|accept|report` and `dangan ocr`.
 
 `dangan ocr FILE` reads one image or scanned PDF and touches no archive: it needs neither a login nor a data
-folder. Everything else acts on the archive as the logged-in user (--user / --token), like `dangan import`.
+folder; with --pdf/--ofd it also writes that file's searchable PDF/A and/or OFD access copy. Everything else acts on the archive as the logged-in user (--user / --token), like `dangan import`.
 """
 
 from __future__ import annotations
@@ -265,11 +265,27 @@ def ocr_cmd(
     batch: Annotated[int | None, typer.Option("--batch", help="识别一个数字化批次，并生成每件档案的 PDF/A 利用副本")] = None,
     redo: Annotated[bool, typer.Option("--all", help="重新识别批次的全部页面")] = False,
     workers: Annotated[int | None, typer.Option("--workers", help="并行的进程数（默认为 CPU 核数）")] = None,
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="把该文件的可检索 PDF/A 利用副本写到此文件（.pdf）")] = None,
+    ofd: Annotated[Path | None, typer.Option("--ofd", help="把该文件的可检索 OFD 利用副本写到此文件（.ofd）")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """OCR 文字识别（离线，rapidocr）。--json 给出每行文字及其位置（像素，左上角为原点）。"""
     if (file is None) == (batch is None):
         raise ValidationFailed("请给出一个文件，或用 --batch 指定数字化批次", code="BAD_ARGUMENT")
+    if batch is not None and (pdf is not None or ofd is not None):
+        raise ValidationFailed("--pdf、--ofd 只用于单个文件；批次的利用副本在挂接时加入档案", code="BAD_ARGUMENT")
+    if file is not None and (pdf is not None or ofd is not None):
+        pages = dg.access_copies(file, pdf=pdf, ofd=ofd)
+        if as_json:
+            return _print_json(pages)
+        for p in pages:
+            if len(pages) > 1:
+                out.print(f"[dim]—— 第 {p['page']} 页 ——[/]")
+            print(p["text"])
+        for target, label in ((pdf, "PDF/A"), (ofd, "OFD")):
+            if target is not None:
+                out.print(f"[green]✓[/] 可检索的 {label} 利用副本：{target}")
+        return
     if file is not None:
         pages = dg.ocr_file(file)
         if as_json:
@@ -289,5 +305,6 @@ def ocr_cmd(
     if as_json:
         return _print_json(res)
     per = f"，平均 {res['seconds_per_page']} 秒/页" if res["seconds_per_page"] else ""
+    ofds = f"，OFD 利用副本 {res['ofds']} 份" if res.get("ofds") else ""
     out.print(f"[green]✓[/] 识别 {res['pages']} 页（{res['workers']} 个进程{per}），共 {res['chars']} 字；"
-              f"生成 PDF/A 利用副本 {res['pdfs']} 份")
+              f"生成 PDF/A 利用副本 {res['pdfs']} 份{ofds}")

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     clamd_address: str = ""
     # SM2 private key (PEM or hex file) that signs exported DA/T 48 packages; empty: a key is made in the data folder
     signing_key: Path | None = None
+    # 数字化: the OCR job also makes a searchable OFD (GB/T 33190) access copy beside the PDF/A, and 挂接 adds it to
+    # the record as a second 版式文件
+    scan_ofd: bool = False
 
     @property
     def data_dir(self) -> Path:

@@ -462,6 +462,7 @@ def get_batch(app: Dangan, actor: Actor, batch_id: int, *, pages: bool = True) -
         view["blocking"] = [i for i in view["issues"] if i["severity"] == "block"]
         view["inspection_state"] = _inspection_state(b, all_pages)
         view["outputs"] = _outputs(s, b.id)
+        view["ofd_outputs"] = _outputs(s, b.id, "ofd")
         if pages:
             view["groups"] = _groups(all_pages, files, recs, view["outputs"])
             view["outstanding"] = [page_view(p, files[p.file_id], shown=_shown(p, recs))
@@ -493,10 +494,11 @@ def _records(s: Session, actor: Actor, ids: set[int]) -> dict[int, dict[str, Any
     return out
 
 
-def _outputs(s: Session, batch_id: int) -> dict[int, dict[str, Any]]:
-    """The latest PDF/A access copy per record of the batch."""
+def _outputs(s: Session, batch_id: int, kind: str = "pdfa") -> dict[int, dict[str, Any]]:
+    """The latest access copy per record of the batch: the PDF/A (kind "pdfa") or the OFD (kind "ofd")."""
     out: dict[int, dict[str, Any]] = {}
-    for o in s.scalars(select(ScanOutput).where(ScanOutput.batch_id == batch_id).order_by(ScanOutput.id)):
+    for o in s.scalars(select(ScanOutput).where(ScanOutput.batch_id == batch_id, ScanOutput.kind == kind)
+                       .order_by(ScanOutput.id)):
         out[o.record_id] = {"id": o.id, "pages": o.pages, "page_ids": list(o.page_ids or []), "size": o.size,
                             "sha256": o.sha256, "sm3": o.sm3, "created_at": iso(o.created_at),
                             "file_row_id": o.file_row_id}
@@ -894,6 +896,7 @@ def prepare_ocr(app: Dangan, actor: Actor, batch_id: int, *, redo: bool = False)
         _check_open(b)
         current = list(s.scalars(select(ScanPage).where(ScanPage.batch_id == b.id, ScanPage.is_current)))
         outputs = _outputs(s, b.id)
+        ofds = _outputs(s, b.id, "ofd") if app.settings.scan_ofd else None
     if any(p.qc_status == "pending" for p in current):
         raise StateError("还有页面未做图像质量检查：请先运行质量检查（OCR 使用纠偏、去黑边后的利用图像）", code="QC_REQUIRED")
     readable = [p for p in current if p.qc and not any(f.get("code") == "UNREADABLE" for f in p.flags or [])]
@@ -901,7 +904,8 @@ def prepare_ocr(app: Dangan, actor: Actor, batch_id: int, *, redo: bool = False)
     for p in _ordered(current):
         if p.record_id:
             groups.setdefault(p.record_id, []).append(p.id)
-    stale = [rid for rid, ids in groups.items() if (outputs.get(rid) or {}).get("page_ids") != ids]
+    stale = [rid for rid, ids in groups.items() if (outputs.get(rid) or {}).get("page_ids") != ids
+             or (ofds is not None and (ofds.get(rid) or {}).get("page_ids") != ids)]
     if not redo and not any(p.ocr_at is None for p in readable) and not stale:
         raise StateError("所有页面都已识别，PDF/A 利用副本也是最新的；如要重新识别全部页面，请选择“全部重新识别”",
                          code="OCR_NOTHING_TO_DO")
@@ -1377,7 +1381,8 @@ def run_ocr(app: Dangan, actor: Actor, batch_id: int, *, redo: bool = False, wor
         done_before += len(chunk)
         if progress:
             progress(done_before, total)
-    built = _build_outputs(app, actor, batch_id)
+    built_ofd: list[int] = []
+    built = _build_outputs(app, actor, batch_id, built_ofd)
     chars = 0
     with app.uow(actor, "ocr.run", "scan_batch", str(batch_id)) as uow:
         b = _batch(uow.session, batch_id, lock=True)
@@ -1385,13 +1390,14 @@ def run_ocr(app: Dangan, actor: Actor, batch_id: int, *, redo: bool = False, wor
         chars = sum(len(t or "") for t in uow.session.scalars(
             select(ScanPage.ocr_text).where(ScanPage.batch_id == batch_id, ScanPage.is_current)))
         uow.audit("ocr.run", "scan_batch", batch_id, pages=total, redo=redo, workers=workers, pdfs=len(built),
-                  seconds=round(seconds, 1), chars=chars)
-    return {"batch_id": batch_id, "pages": total, "pdfs": len(built), "seconds": round(seconds, 1),
+                  ofds=len(built_ofd), seconds=round(seconds, 1), chars=chars)
+    return {"batch_id": batch_id, "pages": total, "pdfs": len(built), "ofds": len(built_ofd), "seconds": round(seconds, 1),
             "seconds_per_page": round(seconds / total, 2) if total else None, "chars": chars, "workers": workers}
 
 
-def _build_outputs(app: Dangan, actor: Actor, batch_id: int) -> list[int]:
-    """A PDF/A access copy for every record whose current pages are all recognised and differ from its last one."""
+def _build_outputs(app: Dangan, actor: Actor, batch_id: int, built_ofd: list[int] | None = None) -> list[int]:
+    """A PDF/A access copy for every record whose current pages are all recognised and differ from its last one;
+    with the `scan_ofd` setting also an OFD access copy (its ids appended to `built_ofd`). Returns the PDF/As' ids."""
     from dangan.digitise import pdfa
 
     with app.read_sessions() as s:
@@ -1399,6 +1405,7 @@ def _build_outputs(app: Dangan, actor: Actor, batch_id: int) -> list[int]:
                                                       ScanPage.record_id.is_not(None))))
         files = {f.id: f for f in s.scalars(select(ScanFile).where(ScanFile.batch_id == batch_id))}
         outputs = _outputs(s, batch_id)
+        ofds = _outputs(s, batch_id, "ofd") if app.settings.scan_ofd else None
         recs = {r.id: r for r in s.scalars(select(Record).where(Record.id.in_(sorted({p.record_id for p in pages}))))} \
             if pages else {}
         shown = _visible_ids(s, actor, set(recs))
@@ -1441,7 +1448,51 @@ def _build_outputs(app: Dangan, actor: Actor, batch_id: int) -> list[int]:
             s.add(o)
             s.flush()
             built.append(o.id)
+    for rid, ps in sorted(groups.items()) if ofds is not None else ():
+        ps = _ordered(ps)
+        if any(p.ocr_at is None for p in ps) or (ofds.get(rid) or {}).get("page_ids") == [p.id for p in ps]:
+            continue
+        rec = recs.get(rid)
+        oid = _build_ofd(app, actor, batch_id, rid, ps, files, rec if rec and rid in shown else None,
+                         rec.archival_code or "" if rec else "")
+        if built_ofd is not None:
+            built_ofd.append(oid)
     return built
+
+
+def _build_ofd(app: Dangan, actor: Actor, batch_id: int, rid: int, ps: list[ScanPage], files: dict[int, ScanFile],
+               rec: Record | None, code: str) -> int:
+    """The searchable OFD access copy of one record's pages (the cached access JPEGs embedded as they are)."""
+    from PIL import Image
+
+    from dangan.digitise import ofd_writer
+
+    tmp_dir = app.settings.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="ofd-", suffix=".ofd", dir=str(tmp_dir))
+    os.close(fd)
+    opened = []
+    try:
+        items = []
+        for p in ps:
+            im = Image.open(_access_path(app, p, files[p.file_id]))
+            opened.append(im)
+            items.append((im, _ocr_page_from(p), float((p.ocr or {}).get("dpi") or 300)))
+        ofd_writer.searchable_ofd(items, tmp, title=(rec.title if rec else "") or "",
+                                  author=(rec.responsible if rec else "") or "", subject=code)
+        with open(tmp, "rb") as fh:
+            blob = app.store.put(fh)
+    finally:
+        for im in opened:
+            im.close()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    with app.sessions.begin() as s:
+        o = ScanOutput(batch_id=batch_id, record_id=rid, kind="ofd", size=blob.size, sha256=blob.sha256, sm3=blob.sm3,
+                       storage_key=blob.key, pages=len(ps), page_ids=[p.id for p in ps], created_by=actor.username)
+        s.add(o)
+        s.flush()
+        return o.id
 
 
 # ---------------------------------------------------------------- accept (挂接)
@@ -1450,7 +1501,8 @@ def _build_outputs(app: Dangan, actor: Actor, batch_id: int) -> list[int]:
 @audited("scan.accept", "scan_batch")
 def accept_batch(app: Dangan, actor: Actor, batch_id: int, *, overrides: list[str] | None = None,
                  reason: str = "") -> dict[str, Any]:
-    """挂接: masters → 扫描件 files, PDF/A → 版式文件, OCR text → the records' full text. All or nothing, audited.
+    """挂接: masters → 扫描件 files, PDF/A (and OFD, with the scan_ofd setting) → 版式文件, OCR text → the records'
+    full text. All or nothing, audited.
 
     Refused while anything blocking is outstanding, unless each such problem's key is in `overrides` and a
     reason is given (the overrides and the reason are kept on the batch and in the audit log)."""
@@ -1495,8 +1547,12 @@ def accept_batch(app: Dangan, actor: Actor, batch_id: int, *, overrides: list[st
         pages = list(s.scalars(select(ScanPage).where(ScanPage.batch_id == b.id, ScanPage.is_current,
                                                       ScanPage.record_id.is_not(None))))
         sfiles = {f.id: f for f in s.scalars(select(ScanFile).where(ScanFile.batch_id == b.id))}
-        outputs = {o.record_id: o for o in s.scalars(select(ScanOutput).where(ScanOutput.batch_id == b.id)
+        outputs = {o.record_id: o for o in s.scalars(select(ScanOutput).where(ScanOutput.batch_id == b.id,
+                                                                              ScanOutput.kind == "pdfa")
                                                      .order_by(ScanOutput.id))}
+        ofd_outputs = {o.record_id: o for o in s.scalars(select(ScanOutput).where(ScanOutput.batch_id == b.id,
+                                                                                  ScanOutput.kind == "ofd")
+                                                         .order_by(ScanOutput.id))}
         groups: dict[int, list[ScanPage]] = {}
         for p in pages:
             if f"no_record:{p.archival_code}" in overrides:
@@ -1534,6 +1590,12 @@ def accept_batch(app: Dangan, actor: Actor, batch_id: int, *, overrides: list[st
                                          media_type="application/pdf"))
                 blobs.append(_blob_info(app, out.storage_key, out.sha256, out.sm3, out.size))
                 kinds.append(("layout", out))
+            ofd_out = ofd_outputs.get(rid)
+            if ofd_out is not None and list(ofd_out.page_ids or []) == [p.id for p in ps] and ofd_out.sha256 not in have:
+                new_files.append(NewFile(f"{rec.archival_code or rid}.ofd", io.BytesIO(b""), role="layout",
+                                         media_type="application/ofd"))
+                blobs.append(_blob_info(app, ofd_out.storage_key, ofd_out.sha256, ofd_out.sm3, ofd_out.size))
+                kinds.append(("ofd", ofd_out))
             rows = add_rows(s, app.store, rec, new_files, blobs, actor, why if state == RecordState.FILED else "")
             by_file: dict[int, File] = {}
             for f, (kind, src) in zip(rows, kinds, strict=True):
@@ -1548,8 +1610,11 @@ def accept_batch(app: Dangan, actor: Actor, batch_id: int, *, overrides: list[st
             for p in ps:
                 if p.file_id in by_file:
                     p.file_row_id = by_file[p.file_id].id
-            _write_text(s, rec.id, ps, by_file, next((f for f, (k, _) in zip(rows, kinds, strict=True)
-                                                      if k == "layout"), None))
+            layout = [(f, k) for f, (k, _) in zip(rows, kinds, strict=True) if k in ("layout", "ofd")]
+            _write_text(s, rec.id, ps, by_file, layout[0][0] if layout else None)
+            for f, _k in layout[1:]:  # the OFD beside the PDF/A: the same text, kept once (on the PDF/A)
+                s.add(FileText(file_id=f.id, record_id=rec.id, status="empty", message="OCR 全文记在同一档案的 PDF/A 利用副本上"
+                               "（两者内容相同）", chars=0, pages=0, truncated=False))
             rec.updated_at = utcnow()
             files_added += len(rows)
             records_done += 1
@@ -1856,3 +1921,53 @@ def ocr_file(path: Path) -> list[dict[str, Any]]:
              "engine": pg.engine, "lines": [{"text": ln.text, "box": [round(float(x), 1) for x in ln.box],
                                              "score": round(float(ln.score), 3)} for ln in pg.lines]}
             for i, pg in enumerate(pages)]
+
+
+def access_copies(path: Path, *, pdf: Path | None = None, ofd: Path | None = None) -> list[dict[str, Any]]:
+    """`dangan ocr FILE --pdf OUT.pdf --ofd OUT.ofd`: the access copy of one image or scanned PDF made as a batch
+    makes it (borders cropped and skew corrected by QC, OCR of that access image), written as a searchable PDF/A
+    and/or OFD titled with the file's name; the pages' text as ocr_file gives it. Touches no archive."""
+    from PIL import Image
+
+    from dangan.digitise import images, ocr, ofd_writer, pdfa, qc
+
+    if not path.is_file():
+        raise ValidationFailed(f"文件“{path}”不存在", code="FILE_MISSING")
+    for target, ext, label in ((pdf, ".pdf", "PDF/A"), (ofd, ".ofd", "OFD")):
+        if target is not None and target.suffix.lower() != ext:
+            raise ValidationFailed(f"{label} 利用副本的文件名应以 {ext} 结尾：{target.name}", code="BAD_OUTPUT_NAME")
+    result: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="dangan-access-") as tmp:
+        kept: list[tuple[Path, Any, float]] = []
+        for pimg in images.iter_pages(path, path.name):
+            if pimg.image is None:
+                result.append({"page": pimg.index + 1, "text": "", "width": pimg.width, "height": pimg.height,
+                               "seconds": 0.0, "engine": ocr.ENGINE, "lines": [], "error": pimg.error})
+                continue
+            access = qc.access_image(pimg, qc.measure(pimg))
+            if access.mode not in ("L", "RGB"):
+                access = access.convert("L" if access.mode in ("1", "I;16", "I") else "RGB")
+            img_path = Path(tmp) / f"{pimg.index}-access.jpg"
+            access.save(img_path, "JPEG", quality=85, optimize=True)
+            pg = ocr.ocr_image(access)
+            dpi = (min(pimg.dpi) if pimg.dpi else 300.0) * (pimg.scale or 1.0)
+            kept.append((img_path, pg, dpi))
+            result.append({"page": pimg.index + 1, "text": pg.text, "width": pg.width, "height": pg.height,
+                           "seconds": round(pg.seconds, 2), "engine": pg.engine,
+                           "lines": [{"text": ln.text, "box": [round(float(x), 1) for x in ln.box],
+                                      "score": round(float(ln.score), 3)} for ln in pg.lines]})
+        if not kept:
+            raise ValidationFailed(f"“{path.name}”没有可以读取的页面，未生成利用副本", code="PAGE_UNREADABLE")
+        for target, write in ((ofd, ofd_writer.searchable_ofd), (pdf, pdfa.searchable_pdf)):
+            if target is None:
+                continue
+            opened = [Image.open(p) for p, _pg, _dpi in kept]
+            try:
+                part = Path(tmp) / f"out{target.suffix.lower()}"
+                write([(im, pg, dpi) for im, (_p, pg, dpi) in zip(opened, kept, strict=True)], str(part),
+                      title=path.stem)
+                shutil.copyfile(part, target)
+            finally:
+                for im in opened:
+                    im.close()
+    return result
