@@ -322,6 +322,21 @@ def test_lines_with_empty_or_degenerate_boxes_are_left_out(tmp_path: Path) -> No
     assert ex.pages[0].text.splitlines() == [good[0].text, good[1].text, "控制 字符"]  # placed by position
 
 
+def test_characters_the_font_lacks_are_kept_in_the_text(tmp_path: Path) -> None:
+    from fontTools.ttLib import TTFont
+
+    rare = "𠀀𪚥😀"  # CJK Extension B and an emoji: not in WenQuanYi Zen Hei
+    assert not any(ord(ch) in pdfa._metrics(pdfa.font_path())["cmap"] for ch in rare)
+    img, _ = drawn_page(["x"])
+    path = tmp_path / "rare.ofd"
+    searchable_ofd([(img, OcrPage("", [OcrLine(f"生僻字{rare}结束", (50, 40, 600, 90), 0.9)], img.width,
+                                      img.height, 0.0), 300.0)], str(path))
+    assert validate_ofd(str(path)).problems == []
+    assert extract_text(str(path)).text == f"生僻字{rare}结束"
+    with TTFont(io.BytesIO(parts(path)["Doc_0/Res/Font_0.ttf"])) as tt:
+        assert set(map(chr, tt.getBestCmap())) == set("生僻字结束")
+
+
 def test_a_box_partly_outside_the_page_is_clipped_to_it(tmp_path: Path) -> None:
     img, _ = drawn_page(["边缘"], size=(400, 200))
     page = OcrPage("边缘", [OcrLine("边缘", (-20, 30, 500, 90), 0.9)], 400, 200, 0.0)
