@@ -583,10 +583,9 @@ def test_page_helpers_form_queue_history_and_lending_desk(any_app):
 
 
 def test_a_grant_is_not_usable_before_its_period_begins(app):
-    from test_viewer import PDF, people, record
-
     from dangan.services import viewer
     from dangan.services.files import open_file
+    from test_viewer import PDF, people, record
 
     u = people(app)
     rec = record(app, "内部通知", [("通知.pdf", PDF)])

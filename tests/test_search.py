@@ -9,6 +9,7 @@ import io
 import pytest
 from sqlalchemy import delete, func, select
 
+from conftest import make_app
 from dangan.db.models import FileText, SearchDoc
 from dangan.demo.documents import make_pdf
 from dangan.errors import PermissionDenied, ValidationFailed
@@ -16,7 +17,6 @@ from dangan.services import search
 from dangan.services.context import Actor
 from dangan.services.files import NewFile
 from dangan.services.records import RecordInput, create_record, update_record
-from conftest import make_app
 from test_identity import make_user
 
 BASE = {"retention_period": "D30", "responsible": "示范市人民政府办公室"}
