@@ -268,7 +268,13 @@ def test_invalid_tiff_gives_page_errors_not_a_crash() -> None:
     assert page_count(FORMATS / "tiff-invalid-jhove.tif") == len(pages)
 
 
-def test_truncated_jpeg_png_and_tiff(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lenient_pillow", [False, True])
+def test_truncated_jpeg_png_and_tiff(tmp_path: Path, lenient_pillow: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import ImageFile
+
+    # WeasyPrint, imported for the PDF outputs, turns LOAD_TRUNCATED_IMAGES on process-wide: a broken scan must
+    # still be refused, not padded with grey
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", lenient_pillow)
     src = _text_page((800, 600))
     for ext, kw in (("jpg", {"quality": 90}), ("png", {}), ("tif", {})):  # Pillow's raw TIFF: directory first
         whole = io.BytesIO()

@@ -184,6 +184,12 @@ def _open_file(path: str | Path | bytes, label: str) -> tuple[IO[bytes], str]:
     return fp, kind
 
 
+def _strict() -> None:
+    """Pillow must refuse a truncated image: WeasyPrint (imported for the PDF outputs) turns
+    LOAD_TRUNCATED_IMAGES on process-wide, which would quietly pad a broken scan with grey."""
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
 def _open_pil(fp: IO[bytes], kind: str, label: str) -> ImageFile.ImageFile:
     """Open with the format's plugin directly: Pillow's global decompression-bomb limit is replaced by our own
     `max_pixels` check per page, so a large but legitimate scan is read reduced instead of refused."""
@@ -592,6 +598,7 @@ def _decode(
             raise _PageError("IMAGE_TOO_LARGE", f"渐进式 JPEG 图像 {w}×{h} 过大，无法在有限内存内解码，请以基线 JPEG 或 TIFF 重新导出")
         if s < 1.0:
             im.draft(None, (math.ceil(w * s), math.ceil(h * s)))
+        _strict()
         im.load()
         img: Image.Image = im
     elif kind == "JPEG2000":
@@ -602,6 +609,7 @@ def _decode(
         rw, rh = im.size if s == 1.0 else (math.ceil(w * s), math.ceil(h * s))
         if _decoded_bytes(im.mode, rw * 2, rh * 2) > FULL_DECODE_BYTES * 4:
             raise _PageError("IMAGE_TOO_LARGE", f"JPEG 2000 图像 {w}×{h} 过大，无法在有限内存内解码")
+        _strict()
         im.load()
         img = im
     elif kind == "TIFF":
@@ -611,6 +619,7 @@ def _decode(
             if orientation != 1:
                 img = img.transpose(_TRANSPOSE[orientation])
             return _fit(img, max_side)
+        _strict()
         im.load()  # Pillow applies the TIFF Orientation tag itself on load
         img = im
         orientation = 1
@@ -620,6 +629,7 @@ def _decode(
                 "IMAGE_TOO_LARGE",
                 f"{_FORMAT_LABEL[kind]} 图像 {w}×{h} 过大，该格式无法分块解码，请以 TIFF 或 JPEG 格式重新导出",
             )
+        _strict()
         im.load()
         img = im
     img = _normalise(img)
@@ -715,6 +725,7 @@ def _tiff_banded(im: ImageFile.ImageFile, fp: IO[bytes], w: int, h: int, max_sid
             parts.append(fp.read(cnt))
         band = _band_tiff(tags, rows, rps, parts, tiled)
         with TiffImagePlugin.TiffImageFile(io.BytesIO(band)) as b:
+            _strict()
             b.load()
             arr = np.asarray(_normalise(b))
         if tiled:
