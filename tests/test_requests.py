@@ -649,3 +649,24 @@ def test_a_request_is_not_approved_once_its_record_is_gone(app, state):
         rq.approve(app, head, r["id"], "同意")
     assert e.value.code == ("RECORD_DESTROYED" if state == "destroyed" else "RECORD_TRANSFERRED")
     assert rq.my_requests(app, reader)[0]["status"] == "pending"
+
+
+def test_the_borrower_is_reminded_to_return_on_time(app):
+    """催还 reaches the borrower: due within 3 days, then overdue, on the home page and 我的申请."""
+    u = _people(app)
+    rec = _record(app, "纸质的任免文件")
+    r = rq.create_request(app, u["reader"], rec, "borrow", "工作查考")
+    rq.approve(app, u["archivist"], r["id"])
+    rq.approve(app, u["head"], r["id"])
+    due = rq._today() + dt.timedelta(days=10)
+    rq.lend(app, u["archivist"], r["id"], due=due.isoformat())
+    assert rq.my_loans_due(app, u["reader"]) == []            # not yet
+    soon = dt.datetime.combine(due - dt.timedelta(days=2), dt.time(9), rq.CST)
+    [l] = rq.my_loans_due(app, u["reader"], now=soon)
+    assert not l["overdue"] and due.isoformat() in l["reminder"]
+    late = dt.datetime.combine(due + dt.timedelta(days=4), dt.time(9), rq.CST)
+    [l] = rq.my_loans_due(app, u["reader"], now=late)
+    assert l["overdue"] and l["days_overdue"] == 4 and "已逾期 4 天" in l["reminder"]
+    assert rq.my_loans_due(app, u["archivist"], now=late) == []   # only the borrower's own loans
+    rq.return_loan(app, u["archivist"], r["id"], "完好")
+    assert rq.my_loans_due(app, u["reader"], now=late) == []

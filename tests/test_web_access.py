@@ -425,3 +425,21 @@ def test_register_lists_filters_and_exports(app: Dangan, users: dict[str, TestCl
     assert denied(users["reader"].get("/register")) and denied(users["leader"].get("/register"))
     empty_archive = users["head"].get("/register", params={"date_from": "2099-01-01"}).text
     assert "这段时间没有利用申请" in empty_archive
+
+
+def test_the_borrower_sees_the_return_reminder_on_home_and_my_requests(app: Dangan, people: dict[str, Any],
+                                                                      users: dict[str, TestClient]) -> None:
+    rec = _record(app, "逾期未还的任免文件")
+    r = rq.create_request(app, people["reader"], rec, "borrow", "工作查考")
+    rq.approve(app, people["archivist"], r["id"])
+    rq.approve(app, people["head"], r["id"])
+    rq.lend(app, people["archivist"], r["id"])
+    reader = users["reader"]
+    assert 'id="loans-due"' not in reader.get("/requests").text  # due at the end of the period: no reminder yet
+    with app.sessions.begin() as s:  # the due date has passed
+        s.execute(update(Loan).where(Loan.request_id == r["id"]).values(
+            due_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=2)))
+    for path in ("/", "/requests"):
+        page = reader.get(path).text
+        assert 'id="loans-due"' in page and "逾期未还的任免文件" in page and "已逾期" in page, path
+    assert 'id="loans-due"' not in users["archivist"].get("/").text  # not the archivist's loan

@@ -533,6 +533,36 @@ def overdue(app: Dangan, actor: Actor, *, soon_days: int = 0, now: dt.datetime |
         return out
 
 
+RETURN_SOON_DAYS = 3  # a borrower is reminded this many days before the due date
+
+
+def my_loans_due(app: Dangan, actor: Actor, *, soon_days: int = RETURN_SOON_DAYS,
+                 now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """催还 for the borrower: the paper records the actor has out that are overdue or due within soon_days,
+    each with the reminder to show (on the home page and 我的申请)."""
+    now = now or _now()
+    limit = now + dt.timedelta(days=max(0, soon_days))
+    with app.read_sessions() as s:
+        rows = s.execute(select(AccessRequest.id, Loan.due_at, Record.archival_code, Record.title)
+                         .join(Loan, Loan.request_id == AccessRequest.id)
+                         .join(Record, Record.id == AccessRequest.record_id)
+                         .where(AccessRequest.requester == actor.username, Loan.returned_at.is_(None),
+                                Loan.due_at < limit)
+                         .order_by(Loan.due_at, AccessRequest.id)).all()
+    out = []
+    for rid, due_at, code, title in rows:
+        due = _aware(due_at)
+        assert due is not None
+        day = due.astimezone(CST).date()
+        late = (_today(now) - day).days
+        overdue = due < now
+        text = (f"已逾期 {max(1, late)} 天，请尽快归还档案室" if overdue else
+                ("今天到期，请按时归还" if late == 0 else f"将于 {day.isoformat()} 到期，请按时归还"))
+        out.append({"request_id": rid, "archival_code": code, "title": title, "due": day.isoformat(),
+                    "overdue": overdue, "days_overdue": max(0, late) if overdue else 0, "reminder": text})
+    return out
+
+
 # ---------------------------------------------------------------- lists
 
 

@@ -124,6 +124,7 @@ def _mine_page(request: Request, dangan: Dangan, actor: Actor, *, notice: str = 
     for v in items:
         counts[v["status"]] = counts.get(v["status"], 0) + 1
     return render(request, "requests_mine.html", {
+        "loans_due": rq.my_loans_due(dangan, actor),
         "items": items, "counts": counts, "notice": notice, "current": current, "error": error, "error_id": error_id,
         "values": values or {}, "effects": EFFECTS, "used": rq.USED, "status_labels": rq.STATUS_LABELS,
         "crumbs": [("首页", "/"), ("我的申请", None)],

@@ -69,9 +69,12 @@ def home(request: Request, dangan: Dangan = Depends(get_dangan), actor: Actor = 
               for a in ACTION_LABELS if (sc := actor.scope_for(a)) is not None]
     reminders = sorted(prefiling.reminders(dangan, actor), key=lambda p: (p["status"] != "overdue", p["days_left"]))
     to_accept = prefiling.queue(dangan, actor, limit=1)["total"] if actor.scope_for("record.file") else None
+    from dangan.services.requests import my_loans_due
+
+    loans_due = my_loans_due(dangan, actor)
     return render(request, "home.html", {"stats": stats, "recent": recent, "peak": peak, "my_rights": rights,
                                          "my_departments": depts, "state_labels": STATE_LABELS,
-                                         "reminders": reminders, "to_accept": to_accept,
+                                         "reminders": reminders, "to_accept": to_accept, "loans_due": loans_due,
                                          "crumbs": [("首页", None)]}, active="home")
 
 
