@@ -662,11 +662,11 @@ def test_the_borrower_is_reminded_to_return_on_time(app):
     rq.lend(app, u["archivist"], r["id"], due=due.isoformat())
     assert rq.my_loans_due(app, u["reader"]) == []            # not yet
     soon = dt.datetime.combine(due - dt.timedelta(days=2), dt.time(9), rq.CST)
-    [l] = rq.my_loans_due(app, u["reader"], now=soon)
-    assert not l["overdue"] and due.isoformat() in l["reminder"]
+    [loan] = rq.my_loans_due(app, u["reader"], now=soon)
+    assert not loan["overdue"] and due.isoformat() in loan["reminder"]
     late = dt.datetime.combine(due + dt.timedelta(days=4), dt.time(9), rq.CST)
-    [l] = rq.my_loans_due(app, u["reader"], now=late)
-    assert l["overdue"] and l["days_overdue"] == 4 and "已逾期 4 天" in l["reminder"]
+    [loan] = rq.my_loans_due(app, u["reader"], now=late)
+    assert loan["overdue"] and loan["days_overdue"] == 4 and "已逾期 4 天" in loan["reminder"]
     assert rq.my_loans_due(app, u["archivist"], now=late) == []   # only the borrower's own loans
     rq.return_loan(app, u["archivist"], r["id"], "完好")
     assert rq.my_loans_due(app, u["reader"], now=late) == []
