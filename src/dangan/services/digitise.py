@@ -1398,7 +1398,6 @@ def run_ocr(app: Dangan, actor: Actor, batch_id: int, *, redo: bool = False, wor
 def _build_outputs(app: Dangan, actor: Actor, batch_id: int, built_ofd: list[int] | None = None) -> list[int]:
     """A PDF/A access copy for every record whose current pages are all recognised and differ from its last one;
     with the `scan_ofd` setting also an OFD access copy (its ids appended to `built_ofd`). Returns the PDF/As' ids."""
-    from dangan.digitise import pdfa
 
     with app.read_sessions() as s:
         pages = list(s.scalars(select(ScanPage).where(ScanPage.batch_id == batch_id, ScanPage.is_current,
@@ -1413,63 +1412,33 @@ def _build_outputs(app: Dangan, actor: Actor, batch_id: int, built_ofd: list[int
     for p in pages:
         groups.setdefault(p.record_id, []).append(p)  # type: ignore[arg-type]
     built = []
-    for rid, ps in sorted(groups.items()):
-        ps = _ordered(ps)
-        ids = [p.id for p in ps]
-        if any(p.ocr_at is None for p in ps) or (outputs.get(rid) or {}).get("page_ids") == ids:
+    for kind, done, out in (("pdfa", outputs, built), ("ofd", ofds, built_ofd)):
+        if done is None:
             continue
-        rec = recs.get(rid)
-        from PIL import Image
-
-        tmp_dir = app.settings.data_dir / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="pdfa-", suffix=".pdf", dir=str(tmp_dir))
-        os.close(fd)
-        opened = []
-        try:
-            items = []
-            for p in ps:
-                im = Image.open(_access_path(app, p, files[p.file_id]))
-                opened.append(im)
-                items.append((im, _ocr_page_from(p), float((p.ocr or {}).get("dpi") or 300)))
-            pdfa.searchable_pdf(items, tmp, title=(rec.title if rec and rid in shown else "") or "",
-                                author=(rec.responsible if rec and rid in shown else "") or "",
-                                subject=rec.archival_code or "" if rec else "")
-            with open(tmp, "rb") as fh:
-                blob = app.store.put(fh)
-        finally:
-            for im in opened:
-                im.close()
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        with app.sessions.begin() as s:
-            o = ScanOutput(batch_id=batch_id, record_id=rid, kind="pdfa", size=blob.size, sha256=blob.sha256,
-                           sm3=blob.sm3, storage_key=blob.key, pages=len(ps), page_ids=ids, created_by=actor.username)
-            s.add(o)
-            s.flush()
-            built.append(o.id)
-    for rid, ps in sorted(groups.items()) if ofds is not None else ():
-        ps = _ordered(ps)
-        if any(p.ocr_at is None for p in ps) or (ofds.get(rid) or {}).get("page_ids") == [p.id for p in ps]:
-            continue
-        rec = recs.get(rid)
-        oid = _build_ofd(app, actor, batch_id, rid, ps, files, rec if rec and rid in shown else None,
-                         rec.archival_code or "" if rec else "")
-        if built_ofd is not None:
-            built_ofd.append(oid)
+        for rid, ps in sorted(groups.items()):
+            ps = _ordered(ps)
+            if any(p.ocr_at is None for p in ps) or (done.get(rid) or {}).get("page_ids") == [p.id for p in ps]:
+                continue
+            rec = recs.get(rid)
+            oid = _build_output(app, actor, batch_id, kind, rid, ps, files, rec if rec and rid in shown else None,
+                                rec.archival_code or "" if rec else "")
+            if out is not None:
+                out.append(oid)
     return built
 
 
-def _build_ofd(app: Dangan, actor: Actor, batch_id: int, rid: int, ps: list[ScanPage], files: dict[int, ScanFile],
-               rec: Record | None, code: str) -> int:
-    """The searchable OFD access copy of one record's pages (the cached access JPEGs embedded as they are)."""
+def _build_output(app: Dangan, actor: Actor, batch_id: int, kind: str, rid: int, ps: list[ScanPage],
+                  files: dict[int, ScanFile], rec: Record | None, code: str) -> int:
+    """One record's searchable access copy — PDF/A (kind "pdfa") or OFD ("ofd") — from the cached access images
+    of its pages: written to a temporary file, stored as a blob, then its ScanOutput row."""
     from PIL import Image
 
-    from dangan.digitise import ofd_writer
+    from dangan.digitise import ofd_writer, pdfa
 
+    write, suffix = (pdfa.searchable_pdf, ".pdf") if kind == "pdfa" else (ofd_writer.searchable_ofd, ".ofd")
     tmp_dir = app.settings.data_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="ofd-", suffix=".ofd", dir=str(tmp_dir))
+    fd, tmp = tempfile.mkstemp(prefix=f"{kind}-", suffix=suffix, dir=str(tmp_dir))
     os.close(fd)
     opened = []
     try:
@@ -1478,8 +1447,8 @@ def _build_ofd(app: Dangan, actor: Actor, batch_id: int, rid: int, ps: list[Scan
             im = Image.open(_access_path(app, p, files[p.file_id]))
             opened.append(im)
             items.append((im, _ocr_page_from(p), float((p.ocr or {}).get("dpi") or 300)))
-        ofd_writer.searchable_ofd(items, tmp, title=(rec.title if rec else "") or "",
-                                  author=(rec.responsible if rec else "") or "", subject=code)
+        write(items, tmp, title=(rec.title if rec else "") or "", author=(rec.responsible if rec else "") or "",
+              subject=code)
         with open(tmp, "rb") as fh:
             blob = app.store.put(fh)
     finally:
@@ -1488,7 +1457,7 @@ def _build_ofd(app: Dangan, actor: Actor, batch_id: int, rid: int, ps: list[Scan
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     with app.sessions.begin() as s:
-        o = ScanOutput(batch_id=batch_id, record_id=rid, kind="ofd", size=blob.size, sha256=blob.sha256, sm3=blob.sm3,
+        o = ScanOutput(batch_id=batch_id, record_id=rid, kind=kind, size=blob.size, sha256=blob.sha256, sm3=blob.sm3,
                        storage_key=blob.key, pages=len(ps), page_ids=[p.id for p in ps], created_by=actor.username)
         s.add(o)
         s.flush()
