@@ -47,6 +47,12 @@ def search_status(dangan: Dangan = Depends(get_dangan), actor: Actor = Depends(c
 def search_reindex(request: Request, full: bool = Query(False), dangan: Dangan = Depends(get_dangan),
                    actor: Actor = Depends(current_actor)) -> dict[str, Any]:
     require(actor, "search.reindex")
+    jid = start_reindex(request, dangan, actor, full)
+    return {"job": jobs.get_job(dangan, actor, jid), "poll": f"/api/v1/jobs/{jid}"}
+
+
+def start_reindex(request: Request, dangan: Dangan, actor: Actor, full: bool) -> str:
+    """A reindex as a background job whose progress is polled (the API and the 检索索引 page start it)."""
     jid = jobs.create_job(dangan, actor, "reindex", {"full": full})
 
     def work(prog: jobs.Progress) -> dict[str, Any]:
@@ -56,4 +62,4 @@ def search_reindex(request: Request, full: bool = Query(False), dangan: Dangan =
         return search_svc.reindex(dangan, actor, full=full, progress=step)
 
     request.app.state.jobs.capture.start(dangan, jid, work)
-    return {"job": jobs.get_job(dangan, actor, jid), "poll": f"/api/v1/jobs/{jid}"}
+    return jid

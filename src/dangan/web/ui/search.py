@@ -14,7 +14,7 @@ from dangan.services import fonds as fonds_svc
 from dangan.services import jobs
 from dangan.services import search as search_svc
 from dangan.services.context import Actor, Dangan
-from dangan.web.api.search import search_filter
+from dangan.web.api.search import search_filter, start_reindex
 from dangan.web.deps import current_actor, get_dangan, require_any
 from dangan.web.ui.capture import form_data
 from dangan.web.ui.render import csrf_guard, render
@@ -80,14 +80,5 @@ def search_index_job(request: Request, job_id: str, dangan: Dangan = Depends(get
 def search_index_reindex(request: Request, form: FormData = Depends(form_data), dangan: Dangan = Depends(get_dangan),
                          actor: Actor = Depends(current_actor)) -> Response:
     require_any(request, actor, "search.reindex")
-    full = form.get("full") == "1"
-    jid = jobs.create_job(dangan, actor, "reindex", {"full": full})
-
-    def work(prog: jobs.Progress) -> dict[str, Any]:
-        def step(phase: str, n: int, total: int) -> None:
-            prog.update(total=total, processed=n)
-
-        return search_svc.reindex(dangan, actor, full=full, progress=step)
-
-    request.app.state.jobs.capture.start(dangan, jid, work)
+    jid = start_reindex(request, dangan, actor, form.get("full") == "1")
     return RedirectResponse(f"/search/index/jobs/{jid}", status_code=303)
