@@ -137,11 +137,15 @@ def _join_lines(text_: str) -> str:
     return re.sub(r"(?<=[\u4e00-\u9fff])\n(?=[\u4e00-\u9fff])", "", text_)
 
 
+def _replace_docs(s: Session, chunk: list[int], docs: list[dict[str, Any]]) -> None:
+    s.execute(delete(SearchDoc).where(SearchDoc.record_id.in_(chunk)))
+    if docs:
+        s.execute(SearchDoc.__table__.insert(), docs)
+
+
 def _write_docs(app: Dangan, chunk: list[int], docs: list[dict[str, Any]]) -> None:
     with app.sessions.begin() as s:
-        s.execute(delete(SearchDoc).where(SearchDoc.record_id.in_(chunk)))
-        if docs:
-            s.execute(SearchDoc.__table__.insert(), docs)
+        _replace_docs(s, chunk, docs)
 
 
 def index_records(app: Dangan, record_ids: Iterable[int]) -> int:
@@ -150,11 +154,9 @@ def index_records(app: Dangan, record_ids: Iterable[int]) -> int:
     n = 0
     for i in range(0, len(ids), INDEX_BATCH):
         chunk = ids[i:i + INDEX_BATCH]
-        with app.sessions.begin() as s:
+        with app.sessions.begin() as s:  # read and rewrite in one transaction
             docs = _docs(s, chunk)
-            s.execute(delete(SearchDoc).where(SearchDoc.record_id.in_(chunk)))
-            if docs:
-                s.execute(SearchDoc.__table__.insert(), docs)
+            _replace_docs(s, chunk, docs)
             n += len(docs)
     return n
 
